@@ -1,0 +1,47 @@
+"""Where things live on disk, and where secrets come from."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+DATA_DIR_ENV = "EMBEDDINGS_DATA_DIR"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SECRETS_FILE = REPO_ROOT / ".streamlit" / "secrets.toml"
+
+
+def data_dir(override: str | os.PathLike | None = None) -> Path:
+    """Return the data folder: ``override``, else ``$EMBEDDINGS_DATA_DIR``, else a per-user default.
+
+    The default follows XDG: ``$XDG_CACHE_HOME/embedding-explorer`` or
+    ``~/.cache/embedding-explorer``. The folder is created if missing.
+    """
+    if override:
+        path = Path(override)
+    elif os.environ.get(DATA_DIR_ENV):
+        path = Path(os.environ[DATA_DIR_ENV])
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        path = Path(base) / "embedding-explorer"
+    path = path.expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def openai_api_key(secrets_file: Path | None = None) -> str | None:
+    """Return the OpenAI key from ``$OPENAI_API_KEY`` or ``.streamlit/secrets.toml``, or None.
+
+    The key is returned to the caller only; it is never logged or stored.
+    """
+    key = os.environ.get("OPENAI_API_KEY", "").strip()
+    if key:
+        return key
+    path = secrets_file or SECRETS_FILE
+    try:
+        with open(path, "rb") as fh:
+            secrets = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    value = secrets.get("OPENAI_API_KEY") or secrets.get("openai", {}).get("api_key")
+    return value.strip() if isinstance(value, str) and value.strip() else None

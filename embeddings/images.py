@@ -1,0 +1,165 @@
+"""Image embedders: one small interface, a dict registry from model id to factory.
+
+A backend subclasses :class:`ImageEmbedder` and implements :meth:`ImageEmbedder.embed_batch`
+on a float tensor batch that :class:`Preprocess` produced; :meth:`ImageEmbedder.embed`
+adds preprocessing, batching, ``torch.inference_mode`` and normalisation for all of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .errors import InvalidInputError, MissingDependencyError, UnknownModelError
+from .mathops import normalize
+
+ImageArray = np.ndarray  # H x W x 3, uint8, RGB
+
+
+def require_torch():
+    """Import torch, or raise :class:`MissingDependencyError` with the install command."""
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - torch is in requirements.txt
+        raise MissingDependencyError(
+            "image embedders need PyTorch: pip install torch==2.14.1 torchvision==0.29.1"
+        ) from exc
+    return torch
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Resize (shorter side), centre-crop and normalise uint8 RGB images into a float batch.
+
+    ``resize`` equal to ``crop`` means a plain resize to ``crop`` x ``crop``. The dataclass's
+    fields are the preprocessing fingerprint stored in every index manifest.
+    """
+
+    resize: int
+    crop: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str = "bilinear"
+    antialias: bool = True
+
+    def describe(self) -> dict:
+        """JSON-serialisable description (part of the index fingerprint)."""
+        return asdict(self)
+
+    def __call__(self, images: Sequence[ImageArray] | np.ndarray):
+        """Return a float32 NCHW tensor for a list (or N x H x W x 3 array) of uint8 RGB images."""
+        torch = require_torch()
+        import torch.nn.functional as F
+
+        arrays = [check_image_array(img) for img in images]
+        if not arrays:
+            raise InvalidInputError("no images to preprocess")
+        same_size = all(a.shape == arrays[0].shape for a in arrays)
+        groups = [np.stack(arrays)] if same_size else [a[None] for a in arrays]
+        out = []
+        for group in groups:
+            batch = torch.from_numpy(np.ascontiguousarray(group)).permute(0, 3, 1, 2).float().div_(255.0)
+            h, w = batch.shape[-2:]
+            if self.resize == self.crop:
+                size = (self.crop, self.crop)
+            else:
+                scale = self.resize / min(h, w)
+                size = (max(self.crop, round(h * scale)), max(self.crop, round(w * scale)))
+            if (h, w) != size:
+                batch = F.interpolate(
+                    batch, size=size, mode=self.interpolation, align_corners=False, antialias=self.antialias
+                )
+            top = (batch.shape[-2] - self.crop) // 2
+            left = (batch.shape[-1] - self.crop) // 2
+            batch = batch[..., top : top + self.crop, left : left + self.crop]
+            out.append(batch)
+        batch = torch.cat(out) if len(out) > 1 else out[0]
+        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
+        std = torch.tensor(self.std).view(1, 3, 1, 1)
+        return ((batch - mean) / std).contiguous()
+
+
+def check_image_array(image) -> ImageArray:
+    """Validate one image as an H x W x 3 uint8 RGB array (converting PIL images)."""
+    if hasattr(image, "convert") and hasattr(image, "size"):
+        from .imageio import pil_to_rgb_array
+
+        image = pil_to_rgb_array(image)
+    arr = np.asarray(image)
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
+        raise InvalidInputError(f"expected an H x W x 3 uint8 RGB image, got {arr.dtype} {arr.shape}")
+    if min(arr.shape[:2]) < 1:
+        raise InvalidInputError(f"image has no pixels: {arr.shape}")
+    return arr
+
+
+class ImageEmbedder:
+    """Turns uint8 RGB images into float32, L2-normalised vectors."""
+
+    model_id: str = ""
+    dim: int = 0
+    batch_size: int = 64
+    preprocess: Preprocess
+    weights_id: str = ""  # names the exact weights (e.g. torchvision enum, sha256)
+    description: str = ""
+
+    def embed_batch(self, batch) -> np.ndarray:
+        """Return (n, dim) features for a preprocessed NCHW float tensor; one per backend."""
+        raise NotImplementedError
+
+    def fingerprint(self) -> dict:
+        """Everything that changes this model's vectors: id, weights, preprocessing."""
+        return {"model_id": self.model_id, "weights": self.weights_id, "preprocess": self.preprocess.describe()}
+
+    def embed(
+        self, images: Sequence[ImageArray] | np.ndarray, progress: Callable[[int, int], None] | None = None
+    ) -> np.ndarray:
+        """Embed images in batches under ``torch.inference_mode``; returns (n, dim) unit vectors."""
+        torch = require_torch()
+        n = len(images)
+        if n == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        chunks = []
+        with torch.inference_mode():
+            for start in range(0, n, self.batch_size):
+                batch = self.preprocess(images[start : start + self.batch_size])
+                feats = np.asarray(self.embed_batch(batch), dtype=np.float32)
+                chunks.append(feats.reshape(len(batch), -1))
+                if progress:
+                    progress(min(start + self.batch_size, n), n)
+        vectors = np.concatenate(chunks)
+        if vectors.shape[1] != self.dim:
+            raise RuntimeError(f"{self.model_id} produced {vectors.shape[1]}-d vectors, expected {self.dim}")
+        return normalize(vectors)
+
+
+ImageFactory = Callable[[], ImageEmbedder]
+IMAGE_MODELS: dict[str, ImageFactory] = {}
+
+
+def register_image_model(model_id: str, factory: ImageFactory) -> None:
+    """Add (or replace) ``model_id`` in the image model registry."""
+    IMAGE_MODELS[model_id] = factory
+
+
+def _register_builtin_image_models() -> None:
+    from . import image_backends  # noqa: F401  (registers on import)
+
+
+def get_image_embedder(model_id: str) -> ImageEmbedder:
+    """Build the image embedder for ``model_id``; unknown ids raise an error listing valid ids."""
+    _register_builtin_image_models()
+    try:
+        factory = IMAGE_MODELS[model_id]
+    except KeyError:
+        valid = ", ".join(sorted(IMAGE_MODELS))
+        raise UnknownModelError(f"unknown image model {model_id!r}; valid ids: {valid}") from None
+    return factory()
+
+
+def image_model_ids() -> list[str]:
+    """All registered image model ids."""
+    _register_builtin_image_models()
+    return sorted(IMAGE_MODELS)

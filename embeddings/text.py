@@ -1,0 +1,140 @@
+"""Text embedders: one small interface, a dict registry from model id to factory.
+
+A backend subclasses :class:`TextEmbedder` and implements :meth:`TextEmbedder.embed_batch`;
+:meth:`TextEmbedder.embed` adds validation, batching and normalisation for all of them.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from .errors import InvalidInputError, UnknownModelError
+from .mathops import normalize
+
+MAX_TEXT_CHARS = 8000  # OpenAI's embedding models take about 8k tokens; we trim by characters
+MAX_WORDS = 2000  # the most items one request from the app may embed
+
+
+class TextEmbedder:
+    """Turns a list of strings into float32, L2-normalised vectors (one row per string)."""
+
+    model_id: str = ""
+    dim: int = 0
+    batch_size: int = 256
+    description: str = ""
+
+    def embed_batch(self, texts: list[str]) -> np.ndarray:
+        """Return one vector per text (any scale); implemented by each backend."""
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        """A string that changes whenever this model's vectors could change."""
+        return self.model_id
+
+    def embed(self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """Embed ``texts`` in batches; returns an (n, dim) float32 array of unit vectors."""
+        texts = [clean_text(t) for t in texts]
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        chunks = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = texts[start : start + self.batch_size]
+            vectors = np.asarray(self.embed_batch(batch), dtype=np.float32)
+            if vectors.shape != (len(batch), self.dim):
+                raise RuntimeError(
+                    f"{self.model_id} returned shape {vectors.shape} for {len(batch)} texts, "
+                    f"expected ({len(batch)}, {self.dim})"
+                )
+            chunks.append(vectors)
+            if progress:
+                progress(min(start + len(batch), len(texts)), len(texts))
+        return normalize(np.concatenate(chunks))
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean_text(text: str) -> str:
+    """Normalise one input: NFC, control characters removed, whitespace collapsed.
+
+    Raises :class:`InvalidInputError` for non-strings and for text that is empty after cleaning.
+    """
+    if not isinstance(text, str):
+        raise InvalidInputError(f"expected text, got {type(text).__name__}")
+    cleaned = _CONTROL.sub(" ", unicodedata.normalize("NFC", text))
+    cleaned = " ".join(cleaned.split())
+    if not cleaned:
+        raise InvalidInputError("an input is empty or only whitespace/control characters")
+    return cleaned
+
+
+def trim_text(text: str, limit: int = MAX_TEXT_CHARS) -> tuple[str, bool]:
+    """Return ``text`` cut to ``limit`` characters and whether it was cut."""
+    return (text[:limit], True) if len(text) > limit else (text, False)
+
+
+def parse_word_list(raw: str, max_items: int = MAX_WORDS) -> list[str]:
+    """Split user input on commas and newlines into cleaned, de-duplicated items (order kept).
+
+    Phrases are allowed. Raises :class:`InvalidInputError` when nothing is left or there are
+    more than ``max_items`` items.
+    """
+    if not isinstance(raw, str):
+        raise InvalidInputError("the word list must be text")
+    items: list[str] = []
+    seen: set[str] = set()
+    for part in re.split(r"[,\n;]", raw):
+        cleaned = " ".join(_CONTROL.sub(" ", unicodedata.normalize("NFC", part)).split())
+        if cleaned and cleaned.casefold() not in seen:
+            seen.add(cleaned.casefold())
+            items.append(cleaned)
+    if not items:
+        raise InvalidInputError("the word list is empty: type words separated by commas or new lines")
+    if len(items) > max_items:
+        raise InvalidInputError(f"{len(items)} items is too many: at most {max_items} at once")
+    return items
+
+
+TextFactory = Callable[[], TextEmbedder]
+TEXT_MODELS: dict[str, TextFactory] = {}
+
+
+def register_text_model(model_id: str, factory: TextFactory) -> None:
+    """Add (or replace) ``model_id`` in the text model registry."""
+    TEXT_MODELS[model_id] = factory
+
+
+def get_text_embedder(model_id: str) -> TextEmbedder:
+    """Build the text embedder for ``model_id``; unknown ids raise an error listing valid ids."""
+    _register_builtin_text_models()
+    try:
+        factory = TEXT_MODELS[model_id]
+    except KeyError:
+        valid = ", ".join(sorted(TEXT_MODELS))
+        raise UnknownModelError(f"unknown text model {model_id!r}; valid ids: {valid}") from None
+    return factory()
+
+
+def text_model_ids() -> list[str]:
+    """All registered text model ids."""
+    _register_builtin_text_models()
+    return sorted(TEXT_MODELS)
+
+
+def _register_builtin_text_models() -> None:
+    from . import text_backends  # noqa: F401  (registers on import)
+
+
+def default_text_model_id(has_openai_key: bool) -> str:
+    """``openai:text-embedding-3-small`` when a key is set, else the offline ``local`` model."""
+    return "openai:text-embedding-3-small" if has_openai_key else "local"
+
+
+def iter_batches(items: Sequence, size: int) -> Iterable[Sequence]:
+    """Yield consecutive slices of ``items`` of at most ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
