@@ -50,3 +50,7 @@ class StaleIndexError(IndexStateError):
 
 class CorruptIndexError(IndexStateError):
     """An index on disk is truncated, damaged or incomplete."""
+
+
+class IndexNotBuiltError(IndexStateError):
+    """No index exists on disk yet for this collection and model."""

@@ -7,8 +7,8 @@ adds preprocessing, batching, ``torch.inference_mode`` and normalisation for all
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -111,7 +111,11 @@ class ImageEmbedder:
 
     def fingerprint(self) -> dict:
         """Everything that changes this model's vectors: id, weights, preprocessing."""
-        return {"model_id": self.model_id, "weights": self.weights_id, "preprocess": self.preprocess.describe()}
+        return {
+            "model_id": self.model_id,
+            "weights": self.weights_id,
+            "preprocess": self.preprocess.describe(),
+        }
 
     def embed(
         self, images: Sequence[ImageArray] | np.ndarray, progress: Callable[[int, int], None] | None = None
@@ -145,7 +149,7 @@ def register_image_model(model_id: str, factory: ImageFactory) -> None:
 
 
 def _register_builtin_image_models() -> None:
-    from . import image_backends  # noqa: F401  (registers on import)
+    from . import baselines, image_backends  # noqa: F401  (register on import)
 
 
 def get_image_embedder(model_id: str) -> ImageEmbedder:

@@ -32,7 +32,9 @@ def cosine_similarity_matrix(a: np.ndarray, b: np.ndarray | None = None) -> np.n
     return np.clip(a_n @ b_n.T, -1.0, 1.0)
 
 
-def top_k(scores: np.ndarray, k: int, exclude: np.ndarray | list | None = None) -> tuple[np.ndarray, np.ndarray]:
+def top_k(
+    scores: np.ndarray, k: int, exclude: np.ndarray | list | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Return (indices, scores) of the ``k`` largest entries of a 1-D score vector.
 
     ``exclude`` lists indices that must not be returned. Ties break by lower index.
@@ -81,7 +83,9 @@ def max_perplexity(n_points: int) -> float:
     return float(max(1, min(50, n_points - 1)))
 
 
-def tsne(vectors: np.ndarray, perplexity: float = 30.0, n_components: int = 2, seed: int = DEFAULT_SEED) -> np.ndarray:
+def tsne(
+    vectors: np.ndarray, perplexity: float = 30.0, n_components: int = 2, seed: int = DEFAULT_SEED
+) -> np.ndarray:
     """Project ``vectors`` to 2 or 3 dimensions with scikit-learn t-SNE (cosine metric, PCA init, fixed seed)."""
     from sklearn.manifold import TSNE
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -126,7 +126,7 @@ def text_model_ids() -> list[str]:
 
 
 def _register_builtin_text_models() -> None:
-    from . import text_backends  # noqa: F401  (registers on import)
+    from . import baselines, text_backends  # noqa: F401  (register on import)
 
 
 def default_text_model_id(has_openai_key: bool) -> str:

@@ -1,0 +1,174 @@
+import json
+import multiprocessing as mp
+
+import numpy as np
+import pytest
+
+from embeddings import index as idx
+from embeddings.errors import CorruptIndexError, IndexNotBuiltError, InvalidInputError, StaleIndexError
+from tests.conftest import ArrayCollection, make_colour_images
+
+
+def test_round_trip_and_search(colour_collection, pixel_embedder, data_dir):
+    built, status = idx.get_or_build_index(colour_collection, pixel_embedder, data_dir)
+    assert status.action == "built"
+    loaded = idx.load_index(colour_collection, pixel_embedder, data_dir)
+    assert loaded.count == len(colour_collection) and loaded.dim == pixel_embedder.dim
+    np.testing.assert_array_equal(loaded.embeddings, built.embeddings)
+    np.testing.assert_allclose(np.linalg.norm(loaded.embeddings, axis=1), 1.0, atol=1e-5)
+    manifest = json.loads((loaded.path / "manifest.json").read_text())
+    assert manifest["key"]["model"]["model_id"] == "pixels"
+    assert manifest["key"]["model"]["preprocess"]["resize"] == 16
+    assert manifest["key"]["collection"]["fingerprint"] == colour_collection.fingerprint()
+    assert {"package_version", "format"} <= set(manifest["key"]) and manifest["built_at"]
+    # every neighbour of a colour square is the same colour
+    ids, scores = loaded.neighbours(np.arange(loaded.count), k=5)
+    assert (loaded.labels[ids] == loaded.labels[:, None]).all()
+    assert (ids != np.arange(loaded.count)[:, None]).all()  # self excluded
+    assert (np.diff(scores, axis=1) <= 1e-6).all() and scores.max() <= 1.0
+    # second call loads instead of building
+    _, status = idx.get_or_build_index(colour_collection, pixel_embedder, data_dir)
+    assert status.action == "loaded"
+
+
+def test_search_many_queries_matches_bruteforce(colour_collection, pixel_embedder, data_dir):
+    index, _ = idx.get_or_build_index(colour_collection, pixel_embedder, data_dir)
+    queries = index.embeddings[[0, 7, 13]]
+    ids, scores = index.search(queries, k=4)
+    brute = queries @ index.embeddings.T
+    np.testing.assert_allclose(scores, -np.sort(-brute, axis=1)[:, :4], atol=1e-5)
+    assert ids.shape == (3, 4)
+
+
+def test_bad_search_arguments(colour_collection, pixel_embedder, data_dir):
+    index, _ = idx.get_or_build_index(colour_collection, pixel_embedder, data_dir)
+    with pytest.raises(InvalidInputError, match="out of range"):
+        index.neighbours([len(colour_collection)], k=3)
+    with pytest.raises(InvalidInputError, match="out of range"):
+        index.neighbours([-1], k=3)
+    with pytest.raises(InvalidInputError, match="positive integer"):
+        index.neighbours([0], k=0)
+    with pytest.raises(InvalidInputError, match="more than"):
+        index.neighbours([0], k=len(colour_collection))
+    with pytest.raises(InvalidInputError, match="-d"):
+        index.search(np.ones((1, 3), dtype=np.float32), k=2)
+
+
+def test_missing_index_raises(colour_collection, pixel_embedder, data_dir):
+    with pytest.raises(IndexNotBuiltError):
+        idx.load_index(colour_collection, pixel_embedder, data_dir)
+
+
+def test_changed_collection_is_stale_and_rebuilt(colour_collection, pixel_embedder, data_dir):
+    idx.get_or_build_index(colour_collection, pixel_embedder, data_dir)
+    images, labels = make_colour_images(seed=1)  # same name/size, different pixels
+    changed = ArrayCollection(images, labels, colour_collection.classes)
+    with pytest.raises(StaleIndexError, match="fingerprint"):
+        idx.load_index(changed, pixel_embedder, data_dir)
+    index, status = idx.get_or_build_index(changed, pixel_embedder, data_dir)
+    assert status.action == "rebuilt" and "fingerprint" in status.reason
+    assert idx.load_index(changed, pixel_embedder, data_dir).count == index.count
+
+
+def test_manifest_mismatch_other_model_or_version_triggers_rebuild(
+    colour_collection, pixel_embedder, data_dir, monkeypatch
+):
+    idx.get_or_build_index(colour_collection, pixel_embedder, data_dir)
+    monkeypatch.setattr(idx, "__version__", "999.0")
+    with pytest.raises(StaleIndexError, match="package_version"):
+        idx.load_index(colour_collection, pixel_embedder, data_dir)
+    _, status = idx.get_or_build_index(colour_collection, pixel_embedder, data_dir)
+    assert status.action == "rebuilt"
+
+
+@pytest.mark.parametrize("name", ["embeddings.npy", "index-flat.faiss", "labels.npy", "manifest.json"])
+def test_truncated_file_detected_and_rebuilt(colour_collection, pixel_embedder, data_dir, name):
+    index, _ = idx.get_or_build_index(colour_collection, pixel_embedder, data_dir)
+    path = index.path / name
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CorruptIndexError):
+        idx.load_index(colour_collection, pixel_embedder, data_dir)
+    rebuilt, status = idx.get_or_build_index(colour_collection, pixel_embedder, data_dir)
+    assert status.action == "rebuilt"
+    np.testing.assert_array_equal(rebuilt.embeddings, index.embeddings)
+
+
+def test_flipped_byte_detected(colour_collection, pixel_embedder, data_dir):
+    index, _ = idx.get_or_build_index(colour_collection, pixel_embedder, data_dir)
+    path = index.path / "embeddings.npy"
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptIndexError, match="checksum"):
+        idx.load_index(colour_collection, pixel_embedder, data_dir)
+
+
+class ExplodingEmbedder:
+    """Wraps an embedder and fails after the first chunk, like a build killed halfway."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.model_id, self.dim = inner.model_id, inner.dim
+
+    def fingerprint(self):
+        return self.inner.fingerprint()
+
+    def embed(self, images, progress=None):
+        raise KeyboardInterrupt("killed mid-build")
+
+
+def test_interrupted_build_leaves_nothing_loadable(colour_collection, pixel_embedder, data_dir):
+    with pytest.raises(KeyboardInterrupt):
+        idx.build_index(colour_collection, ExplodingEmbedder(pixel_embedder), data_dir)
+    with pytest.raises(IndexNotBuiltError):
+        idx.load_index(colour_collection, pixel_embedder, data_dir)
+
+
+def test_failed_rebuild_keeps_previous_good_index(colour_collection, pixel_embedder, data_dir, monkeypatch):
+    good, _ = idx.get_or_build_index(colour_collection, pixel_embedder, data_dir)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(idx, "write_json_atomic", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        idx.build_index(colour_collection, pixel_embedder, data_dir)
+    monkeypatch.undo()
+    again = idx.load_index(colour_collection, pixel_embedder, data_dir)
+    np.testing.assert_array_equal(again.embeddings, good.embeddings)
+    assert not list(good.path.parent.glob(".tmp-*"))
+
+
+def _build_in_process(data_dir, queue):
+    from embeddings.baselines import PixelImageEmbedder
+    from tests.conftest import ArrayCollection, make_colour_images
+
+    images, labels = make_colour_images(per_class=40)
+    collection = ArrayCollection(images, labels, ["red", "green", "blue"])
+    index, status = idx.get_or_build_index(collection, PixelImageEmbedder(), data_dir)
+    queue.put((status.action, index.count))
+
+
+def test_two_processes_building_at_once(data_dir):
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_build_in_process, args=(str(data_dir), queue)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    results = sorted(queue.get(timeout=5) for _ in procs)
+    assert [r[1] for r in results] == [120, 120]
+    assert sorted(r[0] for r in results) == ["built", "loaded"]
+
+
+def test_approximate_index_recall(data_dir, pixel_embedder):
+    images, labels = make_colour_images(per_class=100)
+    collection = ArrayCollection(images, labels, ["red", "green", "blue"])
+    index, _ = idx.get_or_build_index(collection, pixel_embedder, data_dir)
+    recall = idx.approximate_recall(index, k=10, n_queries=100)
+    assert 0.9 <= recall <= 1.0
+    reloaded = idx.load_index(collection, pixel_embedder, data_dir)  # hnsw file is in the manifest
+    assert reloaded.approximate is not None
+    ids, _ = reloaded.neighbours([0], k=5, approximate=True)
+    assert (reloaded.labels[ids] == reloaded.labels[0]).all()
