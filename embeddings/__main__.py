@@ -1,0 +1,7 @@
+"""``python -m embeddings``: the command line."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

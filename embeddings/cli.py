@@ -1,0 +1,197 @@
+"""Command line: build and query indexes, evaluate text and image models.
+
+Run ``python -m embeddings --help``. Long work shows a progress bar on stderr; results go
+to stdout, and the evaluation commands end with one machine-readable line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from contextlib import contextmanager
+
+from . import __version__
+from .errors import EmbeddingsError
+
+
+@contextmanager
+def progress_bar(desc: str):
+    """Yield a ``progress(done, total)`` callback drawing a tqdm bar on stderr."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=desc, unit="img", file=sys.stderr, dynamic_ncols=True)
+        bar.update(done - bar.n)
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _open_collection(args):
+    from .datasets import default_source, open_collection
+
+    source = args.data or default_source(args.data_dir)
+    collection = open_collection(source, args.split, data_dir=args.data_dir)
+    desc = collection.describe()
+    _say(f"collection: {desc['name']} ({desc['split']} split, {desc['count']} images) from {desc['source']}")
+    return collection
+
+
+def _image_embedder(model_id: str | None, data_dir):
+    from .image_backends import resolve_image_model
+    from .images import get_image_embedder
+
+    if model_id is None:
+        model_id, reason = resolve_image_model(data_dir=data_dir)
+        _say(f"image model: {model_id} ({reason})")
+    else:
+        _say(f"image model: {model_id}")
+    return get_image_embedder(model_id)
+
+
+def _index(args, split=None):
+    from .index import get_or_build_index
+
+    if split is not None:
+        args = argparse.Namespace(**{**vars(args), "split": split})
+    collection = _open_collection(args)
+    embedder = _image_embedder(args.model, args.data_dir)
+    with progress_bar(f"embedding {collection.describe()['split']}") as progress:
+        index, status = get_or_build_index(collection, embedder, args.data_dir, progress=progress)
+    note = f": {status.reason}" if status.reason else ""
+    _say(f"index {status.action}{note} -> {index.path}")
+    return collection, index
+
+
+def cmd_build_index(args) -> int:
+    _, index = _index(args)
+    if args.approximate:
+        from .index import approximate_recall
+
+        recall = approximate_recall(index, k=10)
+        print(f"approximate (HNSW) recall@10 against exact search: {recall:.4f}")
+    print(f"{index.count} vectors of {index.dim} dims, built {index.manifest['built_at']} at {index.path}")
+    return 0
+
+
+def cmd_search(args) -> int:
+    collection, index = _index(args)
+    ids, scores = index.neighbours([args.id], args.k, approximate=args.approximate)
+    classes = index.classes
+
+    def label(i: int) -> str:
+        return classes[index.labels[i]] if index.labels is not None and classes else "-"
+
+    print(f"query id={args.id} label={label(args.id)}")
+    print(f"{'rank':>4}  {'id':>6}  {'cosine':>7}  label")
+    for rank, (i, s) in enumerate(zip(ids[0], scores[0], strict=True), start=1):
+        print(f"{rank:>4}  {int(i):>6}  {s:7.4f}  {label(int(i))}")
+    return 0
+
+
+def cmd_eval_words(args) -> int:
+    from .text import get_text_embedder
+    from .wordeval import evaluate_words, load_pairs
+
+    pairs = load_pairs(args.file)
+    embedder = get_text_embedder(args.model)
+    result = evaluate_words(pairs, embedder)
+    print(f"spearman={result.spearman:.4f} pairs={result.pairs}")
+    return 0
+
+
+def cmd_eval_images(args) -> int:
+    from .evaluation import evaluate_retrieval
+
+    _, index = _index(args, split=args.index_split or args.split)
+    queries = None
+    if args.index_split and args.index_split != args.split:
+        _, queries = _index(args, split=args.split)
+    result = evaluate_retrieval(index, k=args.k, queries=queries, approximate=args.approximate)
+    for line in result.lines():
+        print(line)
+    return 0
+
+
+def cmd_models(args) -> int:
+    from .images import image_model_ids
+    from .text import text_model_ids
+
+    print("text models: " + ", ".join(text_model_ids()))
+    print("image models: " + ", ".join(image_model_ids()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m embeddings", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"embedding-explorer {__version__}")
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="data folder (default: $EMBEDDINGS_DATA_DIR or ~/.cache/embedding-explorer)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def image_args(p, k: bool = False):
+        p.add_argument(
+            "--data", default=None, help="cifar10, sample, or a folder path (default: best present)"
+        )
+        p.add_argument("--split", default=None, help="train or test (default: test, or the only split)")
+        p.add_argument(
+            "--model", default=None, help="image model id (default: resnet18, else the offline fallback)"
+        )
+        p.add_argument("--approximate", action="store_true", help="use/build the approximate HNSW index")
+        if k:
+            p.add_argument("--k", type=int, default=10, help="neighbours per query (default 10)")
+
+    p = sub.add_parser("build-index", help="embed a collection once and write its index")
+    image_args(p)
+    p.set_defaults(func=cmd_build_index)
+
+    p = sub.add_parser("search", help="print the nearest neighbours of one image")
+    image_args(p, k=True)
+    p.add_argument("--id", type=int, required=True, help="id of the query image in the split")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("eval-words", help="Spearman correlation with human word-similarity scores")
+    p.add_argument("file", help="file of 'word1 word2 score' lines")
+    p.add_argument("--model", default="local", help="text model id (default: local)")
+    p.set_defaults(func=cmd_eval_words)
+
+    p = sub.add_parser("eval-images", help="leave-one-out precision@k per class")
+    image_args(p, k=True)
+    p.add_argument("--index-split", default=None, help="search this split's index with queries from --split")
+    p.set_defaults(func=cmd_eval_images)
+
+    p = sub.add_parser("models", help="list model ids")
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors print one line and exit 2 instead of a traceback."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
+    )
+    try:
+        return args.func(args)
+    except EmbeddingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,68 @@
+"""Retrieval quality of an image index: precision@k per class and a class confusion matrix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InvalidInputError
+
+QUERY_BATCH = 2048
+
+
+@dataclass
+class RetrievalResult:
+    """Precision@k of label-matched neighbours, overall and per query class."""
+
+    k: int
+    precision: float
+    queries: int
+    classes: list[str]
+    per_class: dict[str, float]
+    confusion: np.ndarray  # [query class, neighbour class] -> share of neighbours
+
+    def lines(self) -> list[str]:
+        """Human-readable report; the last line is ``precision@K=<float> queries=<int>``."""
+        out = [f"{name:>12s}  precision@{self.k}={value:.4f}" for name, value in self.per_class.items()]
+        out.append(f"precision@{self.k}={self.precision:.4f} queries={self.queries}")
+        return out
+
+
+def evaluate_retrieval(index, k: int = 10, queries=None, approximate: bool = False) -> RetrievalResult:
+    """Score retrieval on a labelled index.
+
+    Without ``queries`` it is leave-one-out: every item queries all the others (itself
+    excluded). With ``queries`` (another labelled index over the same classes, e.g. the
+    test split) every query item searches ``index`` (e.g. the train split).
+    """
+    if index.labels is None:
+        raise InvalidInputError("precision@k needs class labels; this collection has none")
+    source = index if queries is None else queries
+    if source.labels is None:
+        raise InvalidInputError("the query collection has no class labels")
+    if list(source.classes) != list(index.classes):
+        raise InvalidInputError(f"class names differ: {source.classes} vs {index.classes}")
+    n_classes = len(index.classes)
+    hits = np.zeros(source.count, dtype=np.float64)
+    confusion = np.zeros((n_classes, n_classes), dtype=np.float64)
+    for start in range(0, source.count, QUERY_BATCH):
+        ids = np.arange(start, min(source.count, start + QUERY_BATCH))
+        if queries is None:
+            found, _ = index.neighbours(ids, k, approximate=approximate)
+        else:
+            found, _ = index.search(source.embeddings[ids], k, approximate=approximate)
+        neighbour_labels = index.labels[found]
+        query_labels = source.labels[ids]
+        hits[ids] = (neighbour_labels == query_labels[:, None]).mean(axis=1)
+        np.add.at(confusion, (np.repeat(query_labels, k), neighbour_labels.ravel()), 1.0)
+    row_sums = confusion.sum(axis=1, keepdims=True)
+    confusion = np.divide(confusion, row_sums, out=np.zeros_like(confusion), where=row_sums > 0)
+    per_class = {
+        name: float(hits[source.labels == c].mean())
+        for c, name in enumerate(index.classes)
+        if (source.labels == c).any()
+    }
+    return RetrievalResult(
+        k, float(hits.mean()), int(source.count), list(index.classes), per_class, confusion
+    )
