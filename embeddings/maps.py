@@ -53,7 +53,7 @@ def fast_tsne(
         perplexity=perplexity,
         metric="cosine",
         initialization="pca",
-        negative_gradient_method="fft",
+        negative_gradient_method="fft" if len(vectors) >= 2000 else "bh",
         neighbors="approx" if len(vectors) > 1000 else "exact",
         early_exaggeration_iter=early,
         n_iter=late,
