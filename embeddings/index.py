@@ -358,4 +358,10 @@ def approximate_recall(index: ImageIndex, k: int = 10, n_queries: int = 1000, se
     ids = rng.choice(index.count, size=min(n_queries, index.count), replace=False)
     exact, _ = index.search(index.embeddings[ids], k)
     approx, _ = index.search(index.embeddings[ids], k, approximate=True)
-    return float(np.mean([len(set(a) & set(e)) / k for a, e in zip(approx, exact, strict=True)]))
+    return recall_at_k(approx, exact)
+
+
+def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
+    """Mean share of each row of ``truth`` ids that the same row of ``found`` contains."""
+    k = truth.shape[1]
+    return float(np.mean([len(set(f) & set(t)) / k for f, t in zip(found, truth, strict=True)]))
