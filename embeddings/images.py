@@ -7,6 +7,7 @@ adds preprocessing, batching, ``torch.inference_mode`` and normalisation for all
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
@@ -95,8 +96,41 @@ def check_image_array(image) -> ImageArray:
     return arr
 
 
+PRECISIONS = ("fp32", "bf16")
+PRECISION_ENV = "EMBEDDINGS_PRECISION"
+
+
+def bf16_supported() -> bool:
+    """True on CUDA, or on CPUs with native bfloat16 matrix instructions (AVX-512 BF16 or AMX)."""
+    torch = require_torch()
+    if torch.cuda.is_available():
+        return True
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            flags = next((line for line in fh if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags.split()))
+
+
+def default_precision() -> str:
+    """``$EMBEDDINGS_PRECISION`` if set, else ``bf16`` where the hardware supports it, else ``fp32``."""
+    wanted = os.environ.get(PRECISION_ENV, "").strip().lower()
+    if wanted:
+        if wanted not in PRECISIONS:
+            raise InvalidInputError(f"{PRECISION_ENV}={wanted!r}; choose one of {', '.join(PRECISIONS)}")
+        return wanted
+    return "bf16" if bf16_supported() else "fp32"
+
+
 class ImageEmbedder:
-    """Turns uint8 RGB images into float32, L2-normalised vectors."""
+    """Turns uint8 RGB images into float32, L2-normalised vectors.
+
+    ``precision`` is ``fp32`` (plain eager float32: the exact reference) or ``bf16``
+    (channels-last memory layout and bfloat16 autocast: several times faster on CPUs with
+    AMX/AVX-512 BF16, with near-identical neighbours). It is part of the fingerprint, so an
+    index built one way is never loaded as the other.
+    """
 
     model_id: str = ""
     dim: int = 0
@@ -109,13 +143,38 @@ class ImageEmbedder:
         """Return (n, dim) features for a preprocessed NCHW float tensor; one per backend."""
         raise NotImplementedError
 
+    precision: str = "fp32"
+    device: str = "cpu"
+
     def fingerprint(self) -> dict:
-        """Everything that changes this model's vectors: id, weights, preprocessing."""
+        """Everything that changes this model's vectors: id, weights, preprocessing, precision."""
         return {
             "model_id": self.model_id,
             "weights": self.weights_id,
             "preprocess": self.preprocess.describe(),
+            "precision": self.precision,
         }
+
+    def set_precision(self, precision: str) -> ImageEmbedder:
+        """Switch between ``fp32`` and ``bf16`` inference; returns self."""
+        if precision not in PRECISIONS:
+            raise InvalidInputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        self.precision = precision
+        return self
+
+    def _run(self, batch):
+        """Run :meth:`embed_batch` in the configured precision and memory layout."""
+        torch = require_torch()
+        if self.precision == "fp32":
+            return self.embed_batch(batch)
+        model = getattr(self, "model", None)
+        if model is not None and not getattr(self, "_channels_last", False):
+            model.to(memory_format=torch.channels_last)
+            self._channels_last = True
+        batch = batch.contiguous(memory_format=torch.channels_last)
+        device_type = "cuda" if str(self.device).startswith("cuda") else "cpu"
+        with torch.autocast(device_type, dtype=torch.bfloat16):
+            return self.embed_batch(batch)
 
     def embed(
         self, images: Sequence[ImageArray] | np.ndarray, progress: Callable[[int, int], None] | None = None
@@ -129,7 +188,7 @@ class ImageEmbedder:
         with torch.inference_mode():
             for start in range(0, n, self.batch_size):
                 batch = self.preprocess(images[start : start + self.batch_size])
-                feats = np.asarray(self.embed_batch(batch), dtype=np.float32)
+                feats = _to_numpy(self._run(batch))
                 chunks.append(feats.reshape(len(batch), -1))
                 if progress:
                     progress(min(start + self.batch_size, n), n)
@@ -137,6 +196,13 @@ class ImageEmbedder:
         if vectors.shape[1] != self.dim:
             raise RuntimeError(f"{self.model_id} produced {vectors.shape[1]}-d vectors, expected {self.dim}")
         return normalize(vectors)
+
+
+def _to_numpy(features) -> np.ndarray:
+    """float32 numpy from a numpy array or a (possibly bfloat16, possibly CUDA) tensor."""
+    if hasattr(features, "detach"):
+        features = features.detach().float().cpu().numpy()
+    return np.asarray(features, dtype=np.float32)
 
 
 ImageFactory = Callable[[], ImageEmbedder]
