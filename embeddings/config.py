@@ -45,3 +45,17 @@ def openai_api_key(secrets_file: Path | None = None) -> str | None:
         return None
     value = secrets.get("OPENAI_API_KEY") or secrets.get("openai", {}).get("api_key")
     return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+FOLDERS_ENV = "EMBEDDINGS_FOLDERS"
+
+
+def configured_folders() -> list[Path]:
+    """Image folders the app may offer, from ``$EMBEDDINGS_FOLDERS`` (``os.pathsep``-separated).
+
+    Folder paths come from configuration only, never from a text box in the web page.
+    Missing folders are left out.
+    """
+    raw = os.environ.get(FOLDERS_ENV, "")
+    folders = [Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip()]
+    return [p for p in folders if p.is_dir()]

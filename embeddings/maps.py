@@ -69,6 +69,33 @@ def fast_tsne(
     return np.asarray(embedding, dtype=np.float32)
 
 
+def _map_path(index, method: str, perplexity: float, seed: int):
+    key = fingerprint(
+        index.manifest["files"]["embeddings.npy"]["sha256"], method, perplexity, seed, "openTSNE-1"
+    )
+    return index.path / f"map-{method}-{key}.npy"
+
+
+def _check_map_args(index, method: str, perplexity: float) -> None:
+    if method not in MAP_METHODS:
+        raise InvalidInputError(f"unknown map method {method!r}; choose one of {', '.join(MAP_METHODS)}")
+    if method == "tsne":
+        check_perplexity(perplexity, index.count)
+
+
+def saved_index_map(index, method: str = "tsne", perplexity: float = 30.0, seed: int = DEFAULT_SEED):
+    """The map saved on disk for these settings, or None when there is none (or it is unreadable)."""
+    _check_map_args(index, method, perplexity)
+    path = _map_path(index, method, perplexity, seed)
+    if not path.exists():
+        return None
+    try:
+        layout = load_npy(path)
+    except (OSError, ValueError):
+        return None
+    return layout if layout.shape == (index.count, 2) and np.isfinite(layout).all() else None
+
+
 def index_map(
     index,
     method: str = "tsne",
@@ -77,24 +104,12 @@ def index_map(
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Return the (n, 2) map of ``index``'s embeddings, computing and saving it on first use."""
-    if method not in MAP_METHODS:
-        raise InvalidInputError(f"unknown map method {method!r}; choose one of {', '.join(MAP_METHODS)}")
-    if method == "tsne":
-        check_perplexity(perplexity, index.count)
-    key = fingerprint(
-        index.manifest["files"]["embeddings.npy"]["sha256"], method, perplexity, seed, "openTSNE-1"
-    )
-    path = index.path / f"map-{method}-{key}.npy"
-    if path.exists():
-        try:
-            layout = load_npy(path)
-            if layout.shape == (index.count, 2) and np.isfinite(layout).all():
-                return layout
-        except (OSError, ValueError):
-            pass  # unreadable: recompute below
+    layout = saved_index_map(index, method, perplexity, seed)
+    if layout is not None:
+        return layout
     if method == "tsne":
         layout = fast_tsne(index.embeddings, perplexity=perplexity, seed=seed, progress=progress)
     else:
         layout = pca(index.embeddings, 2)
-    save_npy_atomic(path, layout)
+    save_npy_atomic(_map_path(index, method, perplexity, seed), layout)
     return layout

@@ -1,0 +1,125 @@
+"""Cached access to the image side for the pages: models, collections, indexes, maps.
+
+Models and loaded indexes are ``st.cache_resource`` (one copy per server process); arrays
+and frames are ``st.cache_data``. Index builds and large maps run as background jobs
+(:mod:`ui.jobs`), so no page blocks while they run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from embeddings.errors import CorruptIndexError, IndexNotBuiltError, StaleIndexError
+from ui.jobs import Job, JobRunner
+
+
+@st.cache_resource(show_spinner=False)
+def job_runner() -> JobRunner:
+    """The one background job runner of this server process."""
+    return JobRunner(workers=1)
+
+
+@st.cache_data(ttl=600, show_spinner="Checking which image model is available…")
+def resolved_image_model(preferred: str = "resnet18") -> tuple[str, str]:
+    """(model id, reason): ResNet18 when its weights can be had, else the offline fallback."""
+    from embeddings.image_backends import resolve_image_model
+
+    return resolve_image_model(preferred)
+
+
+@st.cache_resource(show_spinner="Loading the image model…")
+def load_image_embedder(model_id: str, precision: str):
+    """The image embedder for ``model_id`` at ``precision`` (one copy per process)."""
+    from embeddings.images import get_image_embedder
+
+    return get_image_embedder(model_id).set_precision(precision)
+
+
+@st.cache_resource(show_spinner="Opening the image collection…")
+def load_collection(source: str, split: str, fingerprint: str):
+    """The collection; ``fingerprint`` (from ``source_fingerprint``) makes a changed folder reload."""
+    from embeddings.datasets import open_collection
+
+    return open_collection(source, split, download=False)
+
+
+def collection_fingerprint(source: str, split: str) -> str:
+    """Cheap fingerprint of a source split, used as a cache key."""
+    from embeddings.datasets import source_fingerprint
+
+    return source_fingerprint(source, split)
+
+
+@st.cache_resource(show_spinner="Loading the index…", max_entries=4)
+def load_index(source: str, split: str, fingerprint: str, model_id: str, precision: str):
+    """The verified on-disk index; raises IndexNotBuiltError/StaleIndexError/CorruptIndexError."""
+    from embeddings.index import load_index as load
+
+    collection = load_collection(source, split, fingerprint)
+    return load(collection, load_image_embedder(model_id, precision))
+
+
+def index_or_job(source: str, split: str, model_id: str, precision: str):
+    """Return the loaded index, or the background job building it (started if needed)."""
+    fingerprint = collection_fingerprint(source, split)
+    key = f"index:{source}:{split}:{fingerprint}:{model_id}:{precision}"
+    runner = job_runner()
+    job = runner.get(key)
+    if job is not None and job.active:
+        return job
+    if job is not None and job.state == "failed":
+        return job  # shown to the user; they may retry
+    try:
+        return load_index(source, split, fingerprint, model_id, precision)
+    except (IndexNotBuiltError, StaleIndexError, CorruptIndexError):
+        pass
+
+    def build(progress):
+        from embeddings.index import get_or_build_index
+
+        collection = load_collection(source, split, fingerprint)
+        embedder = load_image_embedder(model_id, precision)
+        index, status = get_or_build_index(collection, embedder, progress=progress)
+        return status
+
+    return runner.submit(key, f"Embedding {source} ({split}) with {model_id}", build)
+
+
+def retry_job(job: Job) -> None:
+    """Forget a failed job so the next run starts it again."""
+    job_runner().forget(job.key)
+
+
+def map_or_job(index, method: str, perplexity: float, seed: int):
+    """Return the saved 2-D map of ``index``, or the background job computing it."""
+    from embeddings.maps import index_map, saved_index_map
+
+    layout = saved_index_map(index, method, perplexity, seed)
+    if layout is not None:
+        return layout
+    key = f"map:{index.path}:{method}:{perplexity}:{seed}"
+    return job_runner().submit(
+        key,
+        f"Laying out {index.count:,} images with {method.upper()}",
+        lambda progress: index_map(index, method, perplexity, seed, progress=progress),
+    )
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def thumbnails(
+    source: str, split: str, fingerprint: str, ids: tuple[int, ...], size: int
+) -> list[np.ndarray]:
+    """Enlarged copies of images ``ids`` for display."""
+    from embeddings.imageio import enlarge
+
+    collection = load_collection(source, split, fingerprint)
+    return [enlarge(np.asarray(img), size) for img in collection.get_images(list(ids))]
+
+
+@st.cache_data(show_spinner="Scoring every image against its neighbours…", max_entries=16)
+def retrieval_scores(source: str, split: str, fingerprint: str, model_id: str, precision: str, k: int):
+    """Leave-one-out precision@k per class and the class confusion matrix of an index."""
+    from embeddings.evaluation import evaluate_retrieval
+
+    return evaluate_retrieval(load_index(source, split, fingerprint, model_id, precision), k=k)
