@@ -1,0 +1,185 @@
+"""Image search: click an image (or upload one) and see its nearest neighbours; class separation."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from embeddings.errors import EmbeddingsError
+from ui.image_charts import (
+    CIFAR_VEHICLES,
+    confusion_figure,
+    gallery_figure,
+    group_purity,
+    precision_bars,
+    worst_confusions,
+)
+from ui.image_controls import current_image_settings
+from ui.image_data import collection_fingerprint, load_image_embedder, retrieval_scores, thumbnails
+from ui.image_views import class_name, neighbour_grid, precision_of, require_index
+
+PAGE_SIZE = 24
+COLUMNS = 6
+QUERY_KEY = "image_query"  # ("id", int) or ("upload", name, vector)
+
+st.title("Image search")
+settings = current_image_settings()
+index = require_index(settings)
+fp = collection_fingerprint(settings.source, settings.split)
+st.caption(
+    f"**{index.count:,}** images of **{settings.source}** ({settings.split} split) embedded with "
+    f"**{settings.model_id}** ({index.dim}-d) · index built {index.manifest['built_at'][:16].replace('T', ' ')} UTC. "
+    f"Model: {settings.model_reason}."
+)
+
+view = st.segmented_control(
+    "View",
+    ["Search by example", "How well are classes separated?"],
+    default="Search by example",
+    key="image_view",
+)
+
+
+def gallery(ids_all: np.ndarray) -> None:
+    """Filter, shuffle and page through the collection; one click on an image makes it the query."""
+    c1, c2, c3 = st.columns([3, 1, 2])
+    options = ["all classes", *index.classes] if index.classes else ["all images"]
+    chosen = c1.selectbox("Show", options, key="gallery_class")
+    if c2.button("🔀 Shuffle", width="stretch"):
+        st.session_state["gallery_seed"] = int(np.random.default_rng().integers(1 << 30))
+        st.session_state["gallery_page"] = 1
+    ids = ids_all
+    if index.classes and chosen != "all classes":
+        ids = ids[index.labels == index.classes.index(chosen)]
+    seed = st.session_state.get("gallery_seed")
+    if seed is not None:
+        ids = np.random.default_rng(seed).permutation(ids)
+    pages = max(1, -(-len(ids) // PAGE_SIZE))
+    page = c3.number_input(f"Page (of {pages})", 1, pages, key="gallery_page", step=1)
+    shown = [int(i) for i in ids[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]]
+    thumbs = thumbnails(settings.source, settings.split, fp, tuple(shown), 96)
+    captions = [f"#{i} {class_name(index, i) or ''} — click to search" for i in shown]
+    event = st.plotly_chart(
+        gallery_figure(thumbs, shown, captions, COLUMNS),
+        on_select="rerun",
+        selection_mode="points",
+        key=f"gallery_{chosen}_{seed}_{page}",
+        config={"displayModeBar": False},
+        width="stretch",
+    )
+    points = event.selection.points if event and event.selection else []
+    if points:
+        clicked = int(points[0]["customdata"][0])
+        if st.session_state.get(QUERY_KEY, (None, None))[:2] != ("id", clicked):
+            st.session_state[QUERY_KEY] = ("id", clicked)
+    st.caption("Click any image to use it as the query.")
+
+
+def upload() -> None:
+    """Use an uploaded PNG/JPEG as the query (read in memory, never written to disk)."""
+    from embeddings.imageio import decode_image_bytes
+
+    file = st.file_uploader("…or upload your own image", type=["png", "jpg", "jpeg"], key="image_upload")
+    if file is None:
+        return
+    try:
+        image = decode_image_bytes(file.getvalue(), name=file.name)
+        vector = load_image_embedder(settings.model_id, settings.precision).embed([image])
+    except EmbeddingsError as exc:
+        st.error(f"That file can't be used: {exc}")
+        return
+    if st.session_state.get(QUERY_KEY, (None, None))[:2] != ("upload", file.file_id):
+        st.session_state[QUERY_KEY] = ("upload", file.file_id, file.name, vector, image)
+
+
+def results() -> None:
+    query = st.session_state.get(QUERY_KEY)
+    if query is None:
+        st.info("Pick a query: click an image in the gallery, or upload one.")
+        return
+    k = st.slider("Neighbours (k)", 1, min(50, index.count - 1), 10, key="image_k")
+    if query[0] == "id" and query[1] < index.count:
+        qid = query[1]
+        label = class_name(index, qid)
+        ids, scores = index.neighbours([qid], k)
+        picture = thumbnails(settings.source, settings.split, fp, (qid,), 224)[0]
+        title = f"Query #{qid}" + (f" · {label}" if label else "")
+    elif query[0] == "upload":
+        _, _, name, vector, image = query
+        label = None
+        ids, scores = index.search(vector, k)
+        from embeddings.imageio import enlarge
+
+        picture = enlarge(image, 224) if max(image.shape[:2]) < 224 else image
+        title = f"Your image: {name}"
+    else:
+        st.session_state.pop(QUERY_KEY, None)
+        st.rerun()
+    q1, q2 = st.columns([1, 2])
+    q1.image(picture, caption=title, width=224)
+    with q2:
+        share = precision_of(index, ids[0], label)
+        if share is not None:
+            st.metric(
+                f"precision@{k} for this query",
+                f"{share:.2f}",
+                help="share of neighbours in the query's class",
+            )
+            wrong = [class_name(index, int(i)) for i in ids[0] if class_name(index, int(i)) != label]
+            if wrong:
+                common = max(set(wrong), key=wrong.count)
+                st.markdown(
+                    f"Most frequent other class among the neighbours: **{common}** ({wrong.count(common)})."
+                )
+        st.caption(
+            "Green frame ✓ = same class as the query, red frame ✗ = another class. Scores are cosine similarity."
+        )
+    st.subheader(f"Top {k} neighbours")
+    neighbour_grid(settings, index, ids[0], scores[0], label)
+
+
+def categories() -> None:
+    if index.labels is None:
+        st.info("This collection has no class labels, so class separation can't be measured.")
+        return
+    k = st.slider("k", 1, 50, 10, key="category_k")
+    result = retrieval_scores(settings.source, settings.split, fp, settings.model_id, settings.precision, k)
+    st.markdown(
+        f"Every image queries all the others (itself excluded). **Mean precision@{k} = {result.precision:.3f}** "
+        f"over {result.queries:,} queries with **{settings.model_id}**. Chance would be about "
+        f"{1 / max(1, len(result.classes)):.2f}."
+    )
+    left, right = st.columns(2)
+    left.plotly_chart(precision_bars(result.per_class, k), width="stretch")
+    right.plotly_chart(confusion_figure(result.confusion, result.classes, k), width="stretch")
+    worst = worst_confusions(result.confusion, result.classes, top=4)
+    st.markdown(
+        "**Most confused pairs:** "
+        + "; ".join(f"*{a}* queries get {share:.0%} *{b}* neighbours" for a, b, share in worst)
+    )
+    purity = group_purity(result.confusion, result.classes, CIFAR_VEHICLES)
+    if purity is not None:
+        st.markdown(
+            f"**Vehicles vs animals:** neighbours of a vehicle are vehicles {purity[0]:.0%} of the time; "
+            f"neighbours of an animal are animals {purity[1]:.0%} of the time. The coarse split is easy; "
+            "telling similar classes apart (cat/dog, automobile/truck) is where ImageNet features struggle."
+        )
+    focus = st.selectbox("Look at one class", result.classes, key="category_focus")
+    row = result.confusion[result.classes.index(focus)]
+    order = np.argsort(row)[::-1]
+    st.markdown(
+        f"Neighbours of **{focus}** images: "
+        + ", ".join(f"{result.classes[j]} {row[j]:.0%}" for j in order if row[j] >= 0.01)
+    )
+
+
+if view == "How well are classes separated?":
+    categories()
+else:
+    left, right = st.columns([5, 4], gap="large")
+    with left:
+        st.subheader("Gallery")
+        gallery(np.arange(index.count))
+        upload()
+    with right:
+        results()

@@ -1,0 +1,217 @@
+"""Plotly figures for the image pages, as pure functions of arrays (unit-testable)."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+SAME_CLASS = (46, 160, 67)
+OTHER_CLASS = (207, 34, 46)
+CIFAR_VEHICLES = {"airplane", "automobile", "ship", "truck"}
+
+
+def mosaic(thumbs: list[np.ndarray], columns: int, gap: int = 6, background: int = 255) -> np.ndarray:
+    """Tile equally sized H x W x 3 thumbnails into one image, row by row."""
+    if not thumbs:
+        raise ValueError("no thumbnails to tile")
+    h, w = thumbs[0].shape[:2]
+    rows = -(-len(thumbs) // columns)
+    out = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap, 3), background, dtype=np.uint8)
+    for i, thumb in enumerate(thumbs):
+        r, c = divmod(i, columns)
+        out[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = thumb
+    return out
+
+
+def gallery_figure(
+    thumbs: list[np.ndarray], ids: list[int], captions: list[str], columns: int = 6, gap: int = 6
+) -> go.Figure:
+    """A clickable grid of images: one click on an image selects its (invisible) centre point.
+
+    The selected point's ``customdata`` is the image id.
+    """
+    tile = mosaic(thumbs, columns, gap)
+    h, w = thumbs[0].shape[:2]
+    xs = [(i % columns) * (w + gap) + w / 2 for i in range(len(ids))]
+    ys = [(i // columns) * (h + gap) + h / 2 for i in range(len(ids))]
+    fig = go.Figure(go.Image(z=tile, hoverinfo="skip"))
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=ys,
+            mode="markers",
+            marker={"size": max(8, min(h, w) // 2), "symbol": "square", "color": "rgba(0,0,0,0.01)"},
+            customdata=np.array(ids)[:, None],
+            text=captions,
+            hovertemplate="%{text}<extra></extra>",
+            selected={"marker": {"color": "rgba(0,0,0,0.01)"}},
+            unselected={"marker": {"opacity": 1}},
+            showlegend=False,
+        )
+    )
+    fig.update_xaxes(visible=False, range=[-0.5, tile.shape[1] - 0.5])
+    fig.update_yaxes(visible=False, range=[tile.shape[0] - 0.5, -0.5], scaleanchor="x")
+    fig.update_layout(
+        margin={"l": 0, "r": 0, "t": 0, "b": 0},
+        height=int(tile.shape[0] * 1.0) + 10,
+        dragmode=False,
+        hovermode="closest",
+        hoverdistance=-1,
+        clickmode="event+select",
+    )
+    return fig
+
+
+def framed(thumb: np.ndarray, same_class: bool | None, width: int = 5) -> np.ndarray:
+    """The thumbnail with a green (same class) or red (other class) frame; None leaves it bare."""
+    if same_class is None:
+        return thumb
+    out = thumb.copy()
+    colour = SAME_CLASS if same_class else OTHER_CLASS
+    out[:width], out[-width:], out[:, :width], out[:, -width:] = colour, colour, colour, colour
+    return out
+
+
+def precision_bars(per_class: dict[str, float], k: int, title: str = "") -> go.Figure:
+    """Horizontal bars of precision@k per class, worst at the top."""
+    items = sorted(per_class.items(), key=lambda kv: kv[1])
+    fig = go.Figure(
+        go.Bar(
+            x=[v for _, v in items],
+            y=[name for name, _ in items],
+            orientation="h",
+            text=[f"{v:.2f}" for _, v in items],
+            textposition="auto",
+            marker_color=[v for _, v in items],
+            marker_colorscale="RdYlGn",
+            marker_cmin=0,
+            marker_cmax=1,
+            hovertemplate="%{y}: precision@" + str(k) + " = %{x:.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=title or f"Precision@{k} per class (share of the {k} neighbours in the query's class)",
+        xaxis={"range": [0, 1], "title": f"precision@{k}"},
+        height=60 + 28 * len(items),
+        margin={"l": 10, "r": 10, "t": 50, "b": 40},
+    )
+    return fig
+
+
+def confusion_figure(confusion: np.ndarray, classes: list[str], k: int) -> go.Figure:
+    """Heatmap: row = query class, column = class of its neighbours (share of neighbours)."""
+    fig = go.Figure(
+        go.Heatmap(
+            z=confusion,
+            x=classes,
+            y=classes,
+            colorscale="Blues",
+            zmin=0,
+            zmax=1,
+            text=np.round(confusion, 2),
+            texttemplate="%{text}" if len(classes) <= 12 else None,
+            hovertemplate="query %{y} → neighbour %{x}: %{z:.1%}<extra></extra>",
+            colorbar={"title": "share"},
+        )
+    )
+    fig.update_layout(
+        title=f"Which classes show up among the {k} nearest neighbours",
+        xaxis={"title": "neighbour's class", "side": "bottom"},
+        yaxis={"title": "query's class", "autorange": "reversed"},
+        height=520,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+    )
+    return fig
+
+
+def worst_confusions(confusion: np.ndarray, classes: list[str], top: int = 3) -> list[tuple[str, str, float]]:
+    """The largest off-diagonal shares: (query class, neighbour class, share), largest first."""
+    off = confusion.copy()
+    np.fill_diagonal(off, -1)
+    flat = np.argsort(off, axis=None)[::-1][:top]
+    return [
+        (classes[i], classes[j], float(off[i, j]))
+        for i, j in zip(*np.unravel_index(flat, off.shape), strict=True)
+    ]
+
+
+def group_purity(confusion: np.ndarray, classes: list[str], group: set[str]) -> tuple[float, float] | None:
+    """(share of neighbours in the same super-group for queries in ``group``, and for the rest).
+
+    None when the class names do not split into the group and the rest (not CIFAR-10 like).
+    """
+    inside = [i for i, c in enumerate(classes) if c in group]
+    outside = [i for i, c in enumerate(classes) if c not in group]
+    if not inside or not outside:
+        return None
+    in_share = float(confusion[np.ix_(inside, inside)].sum(axis=1).mean())
+    out_share = float(confusion[np.ix_(outside, outside)].sum(axis=1).mean())
+    return in_share, out_share
+
+
+def image_map_figure(
+    layout: np.ndarray,
+    labels: np.ndarray | None,
+    classes: list[str],
+    selected: int | None = None,
+    neighbours: list[int] | None = None,
+) -> go.Figure:
+    """WebGL scatter of an image map coloured by class; the selected image and its neighbours marked."""
+    import plotly.express as px
+
+    palette = px.colors.qualitative.T10 + px.colors.qualitative.Alphabet
+    fig = go.Figure()
+    ids = np.arange(len(layout))
+    groups = [(None, ids)] if labels is None else [(c, ids[labels == c]) for c in range(len(classes))]
+    for c, members in groups:
+        name = "images" if c is None else classes[c]
+        fig.add_trace(
+            go.Scattergl(
+                x=layout[members, 0],
+                y=layout[members, 1],
+                mode="markers",
+                name=name,
+                marker={"size": 4, "color": palette[(c or 0) % len(palette)], "opacity": 0.75},
+                customdata=members[:, None],
+                hovertemplate=f"{name} #%{{customdata[0]}}<extra></extra>",
+            )
+        )
+    if neighbours:
+        fig.add_trace(
+            go.Scattergl(
+                x=layout[neighbours, 0],
+                y=layout[neighbours, 1],
+                mode="markers",
+                name="its neighbours",
+                marker={"size": 11, "color": "rgba(0,0,0,0)", "line": {"width": 2, "color": "black"}},
+                customdata=np.array(neighbours)[:, None],
+                hovertemplate="neighbour #%{customdata[0]}<extra></extra>",
+            )
+        )
+    if selected is not None:
+        fig.add_trace(
+            go.Scattergl(
+                x=[layout[selected, 0]],
+                y=[layout[selected, 1]],
+                mode="markers",
+                name="selected image",
+                marker={
+                    "size": 16,
+                    "symbol": "star",
+                    "color": "gold",
+                    "line": {"width": 1.5, "color": "black"},
+                },
+                customdata=[[selected]],
+                hovertemplate="selected #%{customdata[0]}<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        height=620,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        legend={"itemsizing": "constant"},
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+        clickmode="event+select",
+        hovermode="closest",
+    )
+    return fig

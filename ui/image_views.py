@@ -1,0 +1,147 @@
+"""Pieces of the image pages: waiting for an index, neighbour grids, the image map section."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from embeddings.errors import EmbeddingsError
+from ui.image_charts import framed, image_map_figure
+from ui.image_controls import ImageSettings, current_image_settings
+from ui.image_data import collection_fingerprint, index_or_job, map_or_job, retry_job, thumbnails
+from ui.jobs import Job
+
+THUMB = 128
+
+
+def _wait_for(job: Job, what: str) -> None:
+    """Show a job's progress, refreshing every second; rerun the page when it ends."""
+
+    @st.fragment(run_every=1.0)
+    def poll() -> None:
+        if not job.active:
+            st.rerun()
+        elapsed = f" · {job.done:,} / {job.total:,}" if job.total else ""
+        st.progress(job.fraction, text=f"{job.label}{elapsed}")
+        st.caption(f"{what} This runs in the background: other pages keep working meanwhile.")
+
+    poll()
+
+
+def require_index(settings: ImageSettings | None = None):
+    """Return the loaded index for the sidebar settings, or show build progress/errors and stop."""
+    settings = settings or current_image_settings()
+    try:
+        result = index_or_job(settings.source, settings.split, settings.model_id, settings.precision)
+    except EmbeddingsError as exc:
+        st.error(f"The image collection or model could not be opened: {exc}")
+        st.stop()
+    if not isinstance(result, Job):
+        return result
+    if result.state == "failed":
+        st.error(f"Building the index failed: {result.error}")
+        st.button("Try again", on_click=retry_job, args=(result,))
+        st.stop()
+    _wait_for(
+        result,
+        "Every image is embedded once and the index is saved to disk, so this happens only the first time.",
+    )
+    st.stop()
+
+
+def class_name(index, i: int) -> str | None:
+    """Class name of stored item ``i``, or None for unlabelled collections."""
+    if index.labels is None or not index.classes:
+        return None
+    return index.classes[int(index.labels[i])]
+
+
+def neighbour_grid(
+    settings: ImageSettings, index, ids, scores, query_label: str | None, columns: int = 5
+) -> None:
+    """Neighbours with cosine scores and class labels; other-class neighbours framed red and marked ✗."""
+    fp = collection_fingerprint(settings.source, settings.split)
+    thumbs = thumbnails(settings.source, settings.split, fp, tuple(int(i) for i in ids), THUMB)
+    cols = st.columns(columns)
+    for n, (i, score, thumb) in enumerate(zip(ids, scores, thumbs, strict=True)):
+        label = class_name(index, int(i))
+        same = None if (label is None or query_label is None) else label == query_label
+        mark = "" if same is None else ("✓ " if same else "✗ ")
+        caption = f"{mark}{label or '#' + str(int(i))} · cos {score:.3f}"
+        with cols[n % columns]:
+            st.image(framed(thumb, same), caption=caption, width="stretch")
+
+
+def precision_of(index, ids, query_label: str | None) -> float | None:
+    """Share of ``ids`` whose class is ``query_label`` (None without labels)."""
+    if query_label is None or index.labels is None:
+        return None
+    return float(np.mean([class_name(index, int(i)) == query_label for i in ids]))
+
+
+def render_image_map_section() -> None:
+    """The t-SNE map of the current collection's image embeddings, with click-to-inspect."""
+    settings = current_image_settings()
+    index = require_index(settings)
+    st.caption(
+        f"{index.count:,} images of **{settings.source}** ({settings.split}), embedded with "
+        f"**{settings.model_id}**, laid out with t-SNE (openTSNE, perplexity 30, seed 0). "
+        "Click a point to see the image and its nearest neighbours in the original space."
+    )
+    try:
+        layout = map_or_job(index, "tsne", 30.0, 0)
+    except EmbeddingsError as exc:
+        st.error(str(exc))
+        return
+    if isinstance(layout, Job):
+        if layout.state == "failed":
+            st.error(f"The map could not be computed: {layout.error}")
+            st.button("Try again", on_click=retry_job, args=(layout,), key="retry_map")
+            return
+        _wait_for(layout, "The layout is computed once per index and saved to disk.")
+        return
+    k = st.slider("Neighbours to mark", 1, 30, 10, key="map_k")
+    selected = st.session_state.get("map_selected")
+    neighbours = None
+    if selected is not None and selected < index.count:
+        ids, _ = index.neighbours([selected], k)
+        neighbours = ids[0].tolist()
+    else:
+        selected = None
+    fig = image_map_figure(layout, index.labels, index.classes, selected, neighbours)
+    event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key="image_map", width="stretch")
+    points = event.selection.points if event and event.selection else []
+    if points:
+        clicked = int(points[0]["customdata"][0])
+        if clicked != st.session_state.get("map_selected"):
+            st.session_state["map_selected"] = clicked
+            st.rerun()
+    if selected is None:
+        st.info("Click any point on the map to inspect that image.")
+        return
+    ids, scores = index.neighbours([selected], k)
+    label = class_name(index, selected)
+    fp = collection_fingerprint(settings.source, settings.split)
+    left, right = st.columns([1, 4])
+    with left:
+        st.image(
+            thumbnails(settings.source, settings.split, fp, (selected,), 192)[0],
+            caption=f"#{selected} {label or ''}",
+        )
+    with right:
+        share = precision_of(index, ids[0], label)
+        kept = _kept_on_map(layout, selected, ids[0])
+        if share is not None:
+            st.markdown(f"**{share:.0%}** of its {k} nearest neighbours are also *{label}*.")
+        st.markdown(
+            f"**{kept:.0%}** of those neighbours are also among its {k} nearest points *on the map*; "
+            "the rest were pulled apart by t-SNE (black rings show where they landed)."
+        )
+        neighbour_grid(settings, index, ids[0], scores[0], label, columns=min(k, 10))
+
+
+def _kept_on_map(layout: np.ndarray, selected: int, ids: np.ndarray) -> float:
+    d = np.linalg.norm(layout - layout[selected], axis=1)
+    d[selected] = np.inf
+    nearest_2d = set(np.argsort(d)[: len(ids)].tolist())
+    return len(nearest_2d & set(ids.tolist())) / len(ids)
