@@ -54,3 +54,61 @@ def bench_search(
     exact, _ = index.neighbours(ids, k)
     approx, _ = index.neighbours(ids, k, approximate=True)
     return reports, recall_at_k(approx, exact)
+
+
+@dataclass
+class ThroughputReport:
+    """Images per second of the exact fp32 baseline and the fast path, and how far they agree."""
+
+    model_id: str
+    n: int
+    baseline_ips: float
+    fast_ips: float
+    fast_precision: str
+    agreement_at_10: float
+
+    @property
+    def speedup(self) -> float:
+        return self.fast_ips / self.baseline_ips
+
+    def lines(self) -> list[str]:
+        return [
+            f"{self.model_id}: fp32 eager baseline {self.baseline_ips:.1f} images/s",
+            f"{self.model_id}: {self.fast_precision} fast path {self.fast_ips:.1f} images/s",
+            f"speedup={self.speedup:.2f} agreement@10={self.agreement_at_10:.4f}",
+        ]
+
+
+def neighbour_agreement(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
+    """Mean overlap of each item's top-``k`` neighbour sets (itself excluded) under vectors ``a`` and ``b``."""
+    from .index import recall_at_k
+
+    def knn(v: np.ndarray) -> np.ndarray:
+        sims = v @ v.T
+        np.fill_diagonal(sims, -np.inf)
+        return np.argsort(-sims, axis=1, kind="stable")[:, :k]
+
+    return recall_at_k(knn(b), knn(a))
+
+
+def _time_embed(embedder, images, batch_size: int) -> tuple[float, np.ndarray]:
+    embedder.batch_size = batch_size
+    embedder.embed(images[:batch_size])  # warm-up: weights, kernels, allocator
+    start = time.perf_counter()
+    vectors = embedder.embed(images)
+    return len(images) / (time.perf_counter() - start), vectors
+
+
+def bench_images(
+    model_id: str, images, fast_precision: str = "bf16", batch_size: int = 64
+) -> ThroughputReport:
+    """Embed the same images with plain fp32 eager PyTorch and with the fast path; compare."""
+    from .images import get_image_embedder
+
+    baseline_ips, exact = _time_embed(get_image_embedder(model_id).set_precision("fp32"), images, batch_size)
+    fast_ips, fast = _time_embed(
+        get_image_embedder(model_id).set_precision(fast_precision), images, batch_size
+    )
+    return ThroughputReport(
+        model_id, len(images), baseline_ips, fast_ips, fast_precision, neighbour_agreement(exact, fast)
+    )

@@ -11,8 +11,10 @@ import logging
 import sys
 from contextlib import contextmanager
 
+import numpy as np
+
 from . import __version__
-from .errors import EmbeddingsError
+from .errors import EmbeddingsError, InvalidInputError
 
 
 @contextmanager
@@ -49,16 +51,22 @@ def _open_collection(args):
     return collection
 
 
-def _image_embedder(model_id: str | None, data_dir):
+def _image_model_id(model_id: str | None, data_dir) -> str:
     from .image_backends import resolve_image_model
-    from .images import get_image_embedder
 
     if model_id is None:
         model_id, reason = resolve_image_model(data_dir=data_dir)
         _say(f"image model: {model_id} ({reason})")
-    else:
-        _say(f"image model: {model_id}")
-    return get_image_embedder(model_id)
+    return model_id
+
+
+def _image_embedder(model_id: str | None, data_dir, precision: str | None = None):
+    from .images import default_precision, get_image_embedder
+
+    model_id = _image_model_id(model_id, data_dir)
+    precision = precision or default_precision()
+    _say(f"image model: {model_id}, {precision} inference")
+    return get_image_embedder(model_id).set_precision(precision)
 
 
 def _index(args, split=None):
@@ -67,7 +75,7 @@ def _index(args, split=None):
     if split is not None:
         args = argparse.Namespace(**{**vars(args), "split": split})
     collection = _open_collection(args)
-    embedder = _image_embedder(args.model, args.data_dir)
+    embedder = _image_embedder(args.model, args.data_dir, args.precision)
     with progress_bar(f"embedding {collection.describe()['split']}") as progress:
         index, status = get_or_build_index(collection, embedder, args.data_dir, progress=progress)
     note = f": {status.reason}" if status.reason else ""
@@ -125,6 +133,36 @@ def cmd_eval_images(args) -> int:
     return 0
 
 
+def cmd_bench_images(args) -> int:
+    from .bench import bench_images
+
+    collection = _open_collection(args)
+    if args.n < 20 or args.n > len(collection):
+        raise InvalidInputError(f"--n must be between 20 and {len(collection)} for this collection")
+    ids = np.random.default_rng(0).choice(len(collection), size=args.n, replace=False)
+    images = [np.asarray(img) for img in collection.get_images(sorted(ids.tolist()))]
+    model_id = _image_model_id(args.model, args.data_dir)
+    _say(f"embedding the same {args.n} images with {model_id}: fp32 eager, then bf16 + channels-last")
+    report = bench_images(model_id, images, batch_size=args.batch_size)
+    for line in report.lines():
+        print(line)
+    return 0
+
+
+def cmd_bench_search(args) -> int:
+    from .bench import bench_search
+
+    _, index = _index(args)
+    reports, recall = bench_search(index, n_queries=args.queries, k=args.k)
+    print(f"index: {index.count:,} vectors of {index.dim} dims")
+    for report in reports:
+        print(report.line())
+    print(
+        f"ratio p50 exact/approximate={reports[0].p50_ms / reports[1].p50_ms:.2f} recall@{args.k}={recall:.4f}"
+    )
+    return 0
+
+
 def cmd_models(args) -> int:
     from .images import image_model_ids
     from .text import text_model_ids
@@ -154,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
             "--model", default=None, help="image model id (default: resnet18, else the offline fallback)"
         )
         p.add_argument("--approximate", action="store_true", help="use/build the approximate HNSW index")
+        p.add_argument(
+            "--precision",
+            choices=["fp32", "bf16"],
+            default=None,
+            help="image model inference: exact fp32, or bf16 (default where the CPU supports it)",
+        )
         if k:
             p.add_argument("--k", type=int, default=10, help="neighbours per query (default 10)")
 
@@ -175,6 +219,19 @@ def build_parser() -> argparse.ArgumentParser:
     image_args(p, k=True)
     p.add_argument("--index-split", default=None, help="search this split's index with queries from --split")
     p.set_defaults(func=cmd_eval_images)
+
+    p = sub.add_parser(
+        "bench-images", help="images/s of fp32 eager vs the fast path, and neighbour agreement"
+    )
+    image_args(p)
+    p.add_argument("--n", type=int, default=1000, help="number of images (default 1000)")
+    p.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    p.set_defaults(func=cmd_bench_images)
+
+    p = sub.add_parser("bench-search", help="p50/p99 latency of single queries, exact vs approximate")
+    image_args(p, k=True)
+    p.add_argument("--queries", type=int, default=1000, help="number of queries (default 1000)")
+    p.set_defaults(func=cmd_bench_search)
 
     p = sub.add_parser("models", help="list model ids")
     p.set_defaults(func=cmd_models)
