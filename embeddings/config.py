@@ -43,7 +43,8 @@ def openai_api_key(secrets_file: Path | None = None) -> str | None:
             secrets = tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError):
         return None
-    value = secrets.get("OPENAI_API_KEY") or secrets.get("openai", {}).get("api_key")
+    section = secrets.get("openai")
+    value = secrets.get("OPENAI_API_KEY") or (section.get("api_key") if isinstance(section, dict) else section)
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
