@@ -243,6 +243,7 @@ def _lock(folder: Path):
 
 def build_index(collection, embedder, data_dir=None, progress: Progress | None = None) -> ImageIndex:
     """Embed the collection and write the index atomically (under a file lock); returns it loaded."""
+    data_dir = resolve_data_dir(data_dir)
     folder = index_dir(collection, embedder, data_dir)
     folder.parent.mkdir(parents=True, exist_ok=True)
     with _lock(folder):
@@ -306,6 +307,7 @@ def get_or_build_index(
     collection, embedder, data_dir=None, progress: Progress | None = None
 ) -> tuple[ImageIndex, IndexStatus]:
     """Load the index, or build it when missing, stale or corrupt (the reason is reported)."""
+    data_dir = resolve_data_dir(data_dir)  # fixed once: the environment may change during a long build
     try:
         return load_index(collection, embedder, data_dir), IndexStatus("loaded")
     except IndexNotBuiltError:

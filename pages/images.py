@@ -15,12 +15,21 @@ from ui.image_charts import (
     worst_confusions,
 )
 from ui.image_controls import current_image_settings
-from ui.image_data import collection_fingerprint, load_image_embedder, retrieval_scores, thumbnails
+from ui.image_data import (
+    collection_fingerprint,
+    current_data_dir,
+    load_image_embedder,
+    retrieval_scores,
+    thumbnails,
+)
 from ui.image_views import class_name, neighbour_grid, precision_of, require_index
+from ui.sidebar import require_router
 
 PAGE_SIZE = 24
 COLUMNS = 6
-QUERY_KEY = "image_query"  # ("id", int) or ("upload", name, vector)
+QUERY_KEY = "image_query"  # ("id", int) or ("upload", file id, name, vector, image)
+
+require_router()
 
 st.title("Image search")
 settings = current_image_settings()
@@ -143,7 +152,9 @@ def categories() -> None:
         st.info("This collection has no class labels, so class separation can't be measured.")
         return
     k = st.slider("k", 1, 50, 10, key="category_k")
-    result = retrieval_scores(settings.source, settings.split, fp, settings.model_id, settings.precision, k)
+    result = retrieval_scores(
+        settings.source, settings.split, fp, settings.model_id, settings.precision, current_data_dir(), k
+    )
     st.markdown(
         f"Every image queries all the others (itself excluded). **Mean precision@{k} = {result.precision:.3f}** "
         f"over {result.queries:,} queries with **{settings.model_id}**. Chance would be about "

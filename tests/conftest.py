@@ -55,6 +55,16 @@ def make_colour_images(per_class: int = 6, size: int = 8, seed: int = 0):
     return np.stack(images), np.array(labels)
 
 
+@pytest.fixture(autouse=True)
+def _isolated_environment(tmp_path_factory, monkeypatch):
+    """No test touches the user's data folder, uses an OpenAI key, or loads a big image model by default."""
+    monkeypatch.setenv("EMBEDDINGS_DATA_DIR", str(tmp_path_factory.mktemp("default-data")))
+    monkeypatch.setenv("EMBEDDINGS_IMAGE_MODEL", "pixels")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("EMBEDDINGS_FOLDERS", raising=False)
+    monkeypatch.delenv("EMBEDDINGS_COLLECTION", raising=False)
+
+
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch):
     """A fresh data folder, also exported as EMBEDDINGS_DATA_DIR."""

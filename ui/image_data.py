@@ -52,18 +52,26 @@ def collection_fingerprint(source: str, split: str) -> str:
 
 
 @st.cache_resource(show_spinner="Loading the index…", max_entries=4)
-def load_index(source: str, split: str, fingerprint: str, model_id: str, precision: str):
+def load_index(source: str, split: str, fingerprint: str, model_id: str, precision: str, data_dir: str):
     """The verified on-disk index; raises IndexNotBuiltError/StaleIndexError/CorruptIndexError."""
     from embeddings.index import load_index as load
 
     collection = load_collection(source, split, fingerprint)
-    return load(collection, load_image_embedder(model_id, precision))
+    return load(collection, load_image_embedder(model_id, precision), data_dir)
+
+
+def current_data_dir() -> str:
+    """The data folder in use (``$EMBEDDINGS_DATA_DIR`` or the per-user default)."""
+    from embeddings.config import data_dir
+
+    return str(data_dir())
 
 
 def index_or_job(source: str, split: str, model_id: str, precision: str):
     """Return the loaded index, or the background job building it (started if needed)."""
     fingerprint = collection_fingerprint(source, split)
-    key = f"index:{source}:{split}:{fingerprint}:{model_id}:{precision}"
+    data_dir = current_data_dir()
+    key = f"index:{data_dir}:{source}:{split}:{fingerprint}:{model_id}:{precision}"
     runner = job_runner()
     job = runner.get(key)
     if job is not None and job.active:
@@ -71,7 +79,7 @@ def index_or_job(source: str, split: str, model_id: str, precision: str):
     if job is not None and job.state == "failed":
         return job  # shown to the user; they may retry
     try:
-        return load_index(source, split, fingerprint, model_id, precision)
+        return load_index(source, split, fingerprint, model_id, precision, data_dir)
     except (IndexNotBuiltError, StaleIndexError, CorruptIndexError):
         pass
 
@@ -80,7 +88,7 @@ def index_or_job(source: str, split: str, model_id: str, precision: str):
 
         collection = load_collection(source, split, fingerprint)
         embedder = load_image_embedder(model_id, precision)
-        index, status = get_or_build_index(collection, embedder, progress=progress)
+        index, status = get_or_build_index(collection, embedder, data_dir, progress=progress)
         return status
 
     return runner.submit(key, f"Embedding {source} ({split}) with {model_id}", build)
@@ -118,8 +126,10 @@ def thumbnails(
 
 
 @st.cache_data(show_spinner="Scoring every image against its neighbours…", max_entries=16)
-def retrieval_scores(source: str, split: str, fingerprint: str, model_id: str, precision: str, k: int):
+def retrieval_scores(
+    source: str, split: str, fingerprint: str, model_id: str, precision: str, data_dir: str, k: int
+):
     """Leave-one-out precision@k per class and the class confusion matrix of an index."""
     from embeddings.evaluation import evaluate_retrieval
 
-    return evaluate_retrieval(load_index(source, split, fingerprint, model_id, precision), k=k)
+    return evaluate_retrieval(load_index(source, split, fingerprint, model_id, precision, data_dir), k=k)

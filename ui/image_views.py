@@ -49,6 +49,28 @@ def require_index(settings: ImageSettings | None = None):
     st.stop()
 
 
+def index_status_line(settings: ImageSettings) -> None:
+    """One status line for the home page: index size and build date, or build progress (never stops)."""
+    try:
+        result = index_or_job(settings.source, settings.split, settings.model_id, settings.precision)
+    except EmbeddingsError as exc:
+        st.error(f"The image collection or model could not be opened: {exc}")
+        return
+    if isinstance(result, Job):
+        if result.state == "failed":
+            st.error(f"Building the index failed: {result.error}")
+            st.button("Try again", on_click=retry_job, args=(result,), key="home_retry")
+        else:
+            _wait_for(result, "The index is built once and saved to disk.")
+        return
+    built = result.manifest["built_at"][:16].replace("T", " ")
+    st.success(
+        f"Index: {result.count:,} images × {result.dim} dims, built {built} UTC "
+        f"in {result.manifest.get('build_seconds', 0):.0f} s, reused from disk.",
+        icon=":material/database:",
+    )
+
+
 def class_name(index, i: int) -> str | None:
     """Class name of stored item ``i``, or None for unlabelled collections."""
     if index.labels is None or not index.classes:

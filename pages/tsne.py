@@ -1,0 +1,146 @@
+"""t-SNE map: lay embedded words (and, later, images) out in 2-D or 3-D."""
+
+import streamlit as st
+
+from embeddings.errors import EmbeddingsError
+from embeddings.mathops import DEFAULT_SEED
+from ui import DEFAULT_GROUPS, cached, charts, clamp_perplexity, parse_groups, trimmed_items, unique_labels
+from ui.sidebar import current_text_model, require_router
+
+require_router()
+
+METHODS = {
+    "t-SNE": "t-SNE keeps near neighbours near; distances between far-apart clusters mean little.",
+    "PCA": "PCA is a linear projection on the directions of largest variance: faithful, less clustered.",
+}
+DEFAULT_PERPLEXITY = 8.0
+LABELS_MAX = 300  # beyond this many points, text labels are not drawn (hover still works)
+
+
+def render_words_section() -> None:
+    model_id = current_text_model()
+    st.markdown(
+        "Type one group per line as `group: word, word, …`. Each word is embedded with "
+        f"**{model_id}** and the points are coloured by group — do the groups form clusters?"
+    )
+    input_col, controls_col = st.columns([3, 2], gap="large")
+    with input_col:
+        raw = st.text_area(
+            "Groups of words",
+            value=DEFAULT_GROUPS,
+            key="tsne_groups",
+            height=170,
+            persist_state="session",
+            help="Lines without a colon go to the group “ungrouped”. Press Ctrl+Enter to apply.",
+        )
+    with controls_col:
+        method_col, dims_col = st.columns(2)
+        method = method_col.segmented_control(
+            "Method", list(METHODS), default="t-SNE", key="tsne_method", persist_state="session"
+        )
+        method = method or "t-SNE"
+        dims = dims_col.segmented_control(
+            "Dimensions", ["2D", "3D"], default="2D", key="tsne_dims", persist_state="session"
+        )
+        requested = st.slider(
+            "Perplexity",
+            1.0,
+            50.0,
+            DEFAULT_PERPLEXITY,
+            step=1.0,
+            format="%.0f",
+            key="tsne_perplexity",
+            persist_state="session",
+            disabled=method != "t-SNE",
+            help="Roughly how many neighbours each point pays attention to. It must be below the number of points.",
+        )
+        seed_col, labels_col = st.columns(2, vertical_alignment="bottom")
+        seed = seed_col.number_input(
+            "Seed",
+            0,
+            2**31 - 1,
+            DEFAULT_SEED,
+            step=1,
+            key="tsne_seed",
+            persist_state="session",
+            disabled=method != "t-SNE",
+            help="t-SNE starts from a seeded layout: the same seed gives the same map.",
+        )
+        show_text = labels_col.toggle("Show labels", value=True, key="tsne_labels", persist_state="session")
+    try:
+        groups = parse_groups(raw)
+    except EmbeddingsError as exc:
+        st.warning(str(exc), icon=":material/edit_note:")
+        return
+    for note in groups.notes[:5]:
+        st.caption(note)
+    n = len(groups)
+    if n < 2:
+        st.info("A map needs at least 2 words — add more to the groups above.")
+        return
+    perplexity, clamp_note = clamp_perplexity(requested, n)
+    if method == "t-SNE" and clamp_note:
+        st.info(clamp_note, icon=":material/tune:")
+    trimmed = trimmed_items(model_id, groups.words)
+    if trimmed:
+        st.info(f"{len(trimmed)} item(s) were cut to 8,000 characters for {model_id}.")
+    n_components = 3 if dims == "3D" else 2
+    try:
+        with st.spinner(f"Embedding {n:,} words with {model_id} and running {method}…"):
+            coords = cached.text_map(
+                model_id, tuple(groups.words), method, n_components, perplexity, int(seed)
+            )
+    except EmbeddingsError as exc:
+        cached.show_error(exc, model_id)
+        return
+    labels = unique_labels(groups.words, limit=24)
+    show_text = show_text and n <= LABELS_MAX
+    detail = (
+        f"perplexity {perplexity:g}, seed {int(seed)}" if method == "t-SNE" else "top principal components"
+    )
+    fig = charts.scatter_map(
+        coords,
+        labels,
+        groups.groups,
+        title=f"{method} of {n} words · {model_id} · {detail}",
+        show_text=show_text,
+        axis_names=(f"{method} 1", f"{method} 2", f"{method} 3"),
+    )
+    st.plotly_chart(fig, key="tsne_words_chart")
+    note = METHODS[method] + " The axes have no units: only relative positions matter."
+    if n > LABELS_MAX:
+        note += f" Labels are hidden above {LABELS_MAX} points; hover to read them."
+    st.caption(note)
+
+
+# ---------------------------------------------------------------- sections of the page
+# One (title, render function) per section; with more than one section the page shows them as tabs.
+def render_images_section() -> None:
+    from ui.image_views import render_image_map_section
+
+    render_image_map_section()
+
+
+SECTIONS = [
+    ("Words", render_words_section),
+    ("Images", render_images_section),
+]
+
+
+def render() -> None:
+    st.title("t-SNE map")
+    st.caption(
+        "Embeddings have hundreds of dimensions; a map squeezes them into two (or three) so you can "
+        "see which items the model considers close."
+    )
+    if len(SECTIONS) == 1:
+        SECTIONS[0][1]()
+        return
+    tabs = st.tabs([title for title, _ in SECTIONS], key="tsne_section", on_change="rerun")
+    for tab, (_, section) in zip(tabs, SECTIONS, strict=True):
+        with tab:
+            if tab.open:  # only the visible section runs
+                section()
+
+
+render()

@@ -1,0 +1,98 @@
+"""The app shell: every page renders, the shared sidebar, the OpenAI key status (never the key)."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import embeddings.config
+from embeddings.baselines import HashingTextEmbedder
+from embeddings.text import TEXT_MODELS
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+PAGES = ["pages/home.py", "pages/words.py", "pages/tsne.py", "pages/images.py"]
+TIMEOUT = 60
+
+
+@pytest.fixture
+def app_env(monkeypatch, tmp_path):
+    """The cheap ``hashing`` model, a temporary data folder, no OpenAI key anywhere."""
+    monkeypatch.setenv("EMBEDDINGS_TEXT_MODEL", "hashing")
+    monkeypatch.setenv("EMBEDDINGS_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setattr(embeddings.config, "SECRETS_FILE", tmp_path / "no-secrets.toml")
+    return tmp_path
+
+
+def run_app() -> AppTest:
+    return AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+
+
+def all_text(at: AppTest) -> str:
+    parts = []
+    for kind in ("markdown", "caption", "info", "success", "warning", "error", "title", "subheader", "code"):
+        parts += [str(el.value) for el in at.get(kind)]
+    parts += [str(sb.value) for sb in at.selectbox]
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders(app_env, page):
+    at = run_app()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert at.title, "each page has a title"
+
+
+def test_home_names_model_and_reason(app_env):
+    at = run_app()
+    text = all_text(at)
+    assert "Embedding Explorer" in text
+    assert "`hashing`" in text and "EMBEDDINGS_TEXT_MODEL" in text
+    assert "OpenAI key: not set" in text
+    assert "secrets.toml" in text and "OPENAI_API_KEY" in text  # how to add a key
+
+
+def test_key_is_never_shown(app_env, monkeypatch):
+    secret = "sk-test-THISMUSTNOTAPPEAR1234"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    at = run_app()
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert not at.exception
+        assert secret not in all_text(at)
+        assert "THISMUSTNOTAPPEAR" not in str(at.session_state.to_dict())
+    at.switch_page("pages/home.py").run()
+    assert "OpenAI key: set (from environment)" in all_text(at)
+
+
+def test_key_from_secrets_file(app_env, monkeypatch):
+    secrets = app_env / "secrets.toml"
+    secrets.write_text('OPENAI_API_KEY = "sk-from-file-XYZ"\n')
+    monkeypatch.setattr(embeddings.config, "SECRETS_FILE", secrets)
+    at = run_app()
+    text = all_text(at)
+    assert "OpenAI key: set (from secrets.toml)" in text
+    assert "sk-from-file-XYZ" not in text
+
+
+def test_sidebar_model_is_shared_across_pages(app_env, monkeypatch):
+    monkeypatch.setitem(TEXT_MODELS, "test-bigrams", lambda: HashingTextEmbedder(dim=256, n=2))
+    at = run_app()
+    assert at.session_state["text_model"] == "hashing"
+    at.selectbox(key="text_model").set_value("test-bigrams").run()
+    at.switch_page("pages/words.py").run()
+    assert at.session_state["text_model"] == "test-bigrams"
+    assert "test-bigrams" in all_text(at)
+    at.switch_page("pages/tsne.py").run()
+    assert at.session_state["text_model"] == "test-bigrams"
+    assert not at.exception
+
+
+def test_unknown_env_model_falls_back(app_env, monkeypatch):
+    monkeypatch.setenv("EMBEDDINGS_TEXT_MODEL", "no-such-model")
+    at = run_app()
+    assert not at.exception
+    assert any("no-such-model" in w.value for w in at.sidebar.warning)
+    assert at.session_state["text_model"] == "local"  # no key: the offline default

@@ -1,0 +1,116 @@
+"""The image search page and the image map under AppTest, with the instant ``pixels`` model on the sample."""
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from ui.image_charts import gallery_figure, group_purity, mosaic, worst_confusions
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+TIMEOUT = 90
+
+
+@pytest.fixture
+def app_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("EMBEDDINGS_TEXT_MODEL", "hashing")
+    monkeypatch.setenv("EMBEDDINGS_IMAGE_MODEL", "pixels")
+    monkeypatch.setenv("EMBEDDINGS_DATA_DIR", str(tmp_path))
+    return tmp_path
+
+
+def text_of(at: AppTest) -> str:
+    kinds = ("markdown", "caption", "info", "success", "warning", "error", "title", "subheader")
+    return "\n".join(str(el.value) for kind in kinds for el in at.get(kind))
+
+
+def open_ready(page: str) -> AppTest:
+    """Open ``page`` and rerun until the background index build (and map) has finished."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page(page).run()
+    deadline = time.monotonic() + TIMEOUT
+    while at.get("progress") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        at.run()
+    assert not at.exception, at.exception
+    assert not at.get("progress"), "the index build did not finish"
+    return at
+
+
+def test_search_page_builds_index_then_shows_gallery_and_neighbours(app_env):
+    at = open_ready("pages/images.py")
+    assert "2,000" in text_of(at) and "pixels" in text_of(at)
+    assert len(at.get("plotly_chart")) == 1  # the clickable gallery
+    assert "Pick a query" in text_of(at)
+    at.session_state["image_query"] = ("id", 7)  # what a click on image #7 stores
+    at.run()
+    assert not at.exception
+    assert at.metric and at.metric[0].label == "precision@10 for this query"
+    assert 0.0 <= float(at.metric[0].value) <= 1.0
+    assert "Top 10 neighbours" in text_of(at)
+    assert len(at.get("image")) == 1 + 10  # the query and its 10 neighbours
+    at.slider(key="image_k").set_value(5).run()
+    assert "Top 5 neighbours" in text_of(at)
+    assert list((app_env / "indexes").iterdir()), "the index was written to the data folder"
+
+
+def test_query_id_out_of_range_is_dropped(app_env):
+    at = open_ready("pages/images.py")
+    at.session_state["image_query"] = ("id", 10**9)
+    at.run()
+    assert not at.exception
+    assert "Pick a query" in text_of(at)
+
+
+def test_category_view_shows_per_class_precision(app_env):
+    at = open_ready("pages/images.py")
+    at.segmented_control(key="image_view").set_value("How well are classes separated?").run()
+    assert not at.exception
+    text = text_of(at)
+    assert "Mean precision@10" in text and "Most confused pairs" in text and "Vehicles vs animals" in text
+    assert len(at.get("plotly_chart")) == 2
+
+
+def test_gallery_filter_and_paging(app_env):
+    at = open_ready("pages/images.py")
+    at.selectbox(key="gallery_class").set_value("cat").run()
+    assert not at.exception
+    assert "of 9" in at.number_input(key="gallery_page").label  # 200 cats / 24 per page
+    at.number_input(key="gallery_page").set_value(9).run()
+    assert not at.exception
+
+
+def test_image_map_tab(app_env):
+    at = open_ready("pages/tsne.py")
+    # open the Images tab the way a click does
+    at.session_state["tsne_section"] = "Images"
+    at.run()
+    deadline = time.monotonic() + TIMEOUT
+    while at.get("progress") and time.monotonic() < deadline:
+        time.sleep(1)
+        at.run()
+    assert not at.exception
+    assert "Click any point" in text_of(at)
+    at.session_state["map_selected"] = 3
+    at.run()
+    assert not at.exception
+    assert "nearest points *on the map*" in text_of(at)
+
+
+def test_gallery_figure_points_carry_ids():
+    thumbs = [np.full((10, 10, 3), i * 20, np.uint8) for i in range(8)]
+    fig = gallery_figure(thumbs, list(range(100, 108)), [f"#{i}" for i in range(8)], columns=3)
+    points = fig.data[1]
+    assert [int(c[0]) for c in points.customdata] == list(range(100, 108))
+    assert mosaic(thumbs, 3).shape == (3 * 10 + 2 * 6, 3 * 10 + 2 * 6, 3)
+
+
+def test_confusion_summaries():
+    classes = ["airplane", "cat", "dog", "truck"]
+    conf = np.array([[0.8, 0.0, 0.0, 0.2], [0.0, 0.5, 0.5, 0.0], [0.0, 0.4, 0.6, 0.0], [0.3, 0.0, 0.0, 0.7]])
+    assert worst_confusions(conf, classes, top=1) == [("cat", "dog", 0.5)]
+    vehicles, animals = group_purity(conf, classes, {"airplane", "truck"})
+    assert vehicles == pytest.approx(1.0) and animals == pytest.approx(1.0)
+    assert group_purity(conf, ["a", "b"], {"x"}) is None
