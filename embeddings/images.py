@@ -17,6 +17,7 @@ from .errors import InvalidInputError, MissingDependencyError, UnknownModelError
 from .mathops import normalize
 
 ImageArray = np.ndarray  # H x W x 3, uint8, RGB
+BATCH_RESIZE_MAX_PIXELS = 256 * 256
 
 
 def require_torch():
@@ -57,8 +58,11 @@ class Preprocess:
         arrays = [check_image_array(img) for img in images]
         if not arrays:
             raise InvalidInputError("no images to preprocess")
+        # Small images of one size (CIFAR) are resized as one batch; anything else one by one, so a
+        # batch of large photos is never held in float32 at full size all at once.
         same_size = all(a.shape == arrays[0].shape for a in arrays)
-        groups = [np.stack(arrays)] if same_size else [a[None] for a in arrays]
+        small = arrays[0].shape[0] * arrays[0].shape[1] <= BATCH_RESIZE_MAX_PIXELS
+        groups = [np.stack(arrays)] if same_size and small else [a[None] for a in arrays]
         out = []
         for group in groups:
             batch = torch.from_numpy(np.ascontiguousarray(group)).permute(0, 3, 1, 2).float().div_(255.0)
