@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Measures every figure the README quotes. Needs the real data in ../shared (see README).
+# Usage: bash benchmarks/run_all.sh [log file]   (about 40 minutes on a 2-core laptop)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+CIFAR=${CIFAR_DIR:-../shared/datasets/cifar10}
+WORDSIM=${WORDSIM_DIR:-../shared/eval/wordsim}
+run() { echo "\$ $*"; /usr/bin/time -f "(wall %e s)" "$@"; echo; }
+
+echo "## word similarity (Spearman)"
+for model in hashing wordllama minilm local; do
+  for set in EN-WS-353-ALL EN-WS-353-SIM EN-WS-353-REL EN-SIMLEX-999; do
+    run $PY -m embeddings eval-words "$WORDSIM/$set.txt" --model $model
+  done
+done
+
+echo "## image retrieval, leave-one-out on the CIFAR-10 test split"
+for model in pixels efficientnet_lite0; do
+  run $PY -m embeddings build-index --data "$CIFAR" --split test --model $model
+  run $PY -m embeddings eval-images --data "$CIFAR" --split test --model $model --k 10
+done
+run $PY -m embeddings eval-images --data sample --model efficientnet_lite0 --k 10
+
+echo "## image embedding throughput"
+run $PY -m embeddings bench-images --data "$CIFAR" --split test --model efficientnet_lite0 --n 1000
+run $PY -m embeddings bench-images --data "$CIFAR" --split test --model pixels --n 1000
+
+echo "## maps"
+run $PY benchmarks/bench_maps.py --data "$CIFAR" --split test --model efficientnet_lite0
+
+echo "## full index (train split, 50,000 images) and search latency"
+run $PY -m embeddings build-index --data "$CIFAR" --split train --model efficientnet_lite0
+run $PY -m embeddings eval-images --data "$CIFAR" --split test --index-split train --model efficientnet_lite0 --k 10
+run $PY benchmarks/bench_search_full.py --data "$CIFAR" --model efficientnet_lite0 --queries 1000
