@@ -8,6 +8,7 @@ import streamlit as st
 from embeddings.errors import EmbeddingsError
 from ui.image_charts import (
     CIFAR_VEHICLES,
+    clicked_id,
     confusion_figure,
     gallery_figure,
     group_purity,
@@ -37,8 +38,8 @@ index = require_index(settings)
 fp = collection_fingerprint(settings.source, settings.split)
 st.caption(
     f"**{index.count:,}** images of **{settings.source}** ({settings.split} split) embedded with "
-    f"**{settings.model_id}** ({index.dim}-d) · index built {index.manifest['built_at'][:16].replace('T', ' ')} UTC. "
-    f"Model: {settings.model_reason}."
+    f"**{settings.model_id}** ({index.dim}-d) · index built {index.manifest['built_at'][:16].replace('T', ' ')} UTC.",
+    help=f"Why this model: {settings.model_reason}.",
 )
 
 view = st.segmented_control(
@@ -51,18 +52,17 @@ view = st.segmented_control(
 
 def gallery(ids_all: np.ndarray) -> None:
     """Filter, shuffle and page through the collection; one click on an image makes it the query."""
-    c1, c2, c3 = st.columns([3, 1, 2])
+    c1, c2, c3 = st.columns([3, 2, 2], vertical_alignment="bottom")
     options = ["all classes", *index.classes] if index.classes else ["all images"]
     chosen = c1.selectbox("Show", options, key="gallery_class")
-    if c2.button("🔀 Shuffle", width="stretch"):
+    if c2.button("Shuffle", icon=":material/shuffle:", width="stretch"):
         st.session_state["gallery_seed"] = int(np.random.default_rng().integers(1 << 30))
         st.session_state["gallery_page"] = 1
     ids = ids_all
     if index.classes and chosen != "all classes":
         ids = ids[index.labels == index.classes.index(chosen)]
-    seed = st.session_state.get("gallery_seed")
-    if seed is not None:
-        ids = np.random.default_rng(seed).permutation(ids)
+    seed = st.session_state.setdefault("gallery_seed", 0)  # mixed classes from the first page on
+    ids = np.random.default_rng(seed).permutation(ids)
     pages = max(1, -(-len(ids) // PAGE_SIZE))
     page = c3.number_input(f"Page (of {pages})", 1, pages, key="gallery_page", step=1)
     shown = [int(i) for i in ids[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]]
@@ -76,9 +76,8 @@ def gallery(ids_all: np.ndarray) -> None:
         config={"displayModeBar": False},
         width="stretch",
     )
-    points = event.selection.points if event and event.selection else []
-    if points:
-        clicked = int(points[0]["customdata"][0])
+    clicked = clicked_id(event)
+    if clicked is not None and 0 <= clicked < index.count:
         if st.session_state.get(QUERY_KEY, (None, None))[:2] != ("id", clicked):
             st.session_state[QUERY_KEY] = ("id", clicked)
     st.caption("Click any image to use it as the query.")
@@ -124,8 +123,8 @@ def results() -> None:
     else:
         st.session_state.pop(QUERY_KEY, None)
         st.rerun()
-    q1, q2 = st.columns([1, 2])
-    q1.image(picture, caption=title, width=224)
+    q1, q2 = st.columns([2, 3])
+    q1.image(picture, caption=title, width="stretch")
     with q2:
         share = precision_of(index, ids[0], label)
         if share is not None:
@@ -187,7 +186,7 @@ def categories() -> None:
 if view == "How well are classes separated?":
     categories()
 else:
-    left, right = st.columns([5, 4], gap="large")
+    left, right = st.columns([1, 1], gap="large")
     with left:
         st.subheader("Gallery")
         gallery(np.arange(index.count))

@@ -89,6 +89,9 @@ def streamlit_server(
     }
     if "OPENAI_API_KEY" not in (extra_env or {}):
         env.pop("OPENAI_API_KEY", None)  # tests never call the paid API
+    for name in ("EMBEDDINGS_IMAGE_MODEL", "EMBEDDINGS_COLLECTION", "EMBEDDINGS_FOLDERS"):
+        if name not in (extra_env or {}):
+            env.pop(name, None)  # the app picks its embedded default: the bundled sample, offline models
     log_path = data_dir / "streamlit.log"
     cmd = [
         sys.executable, "-m", "streamlit", "run", "app.py",

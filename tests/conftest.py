@@ -7,6 +7,7 @@ import pytest
 
 from embeddings.baselines import PixelImageEmbedder
 from embeddings.fileio import fingerprint
+from tests.browser_support import app_url, browser, page  # noqa: F401  (browser-test fixtures)
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (40, 50, 230)}
 

@@ -4,13 +4,11 @@ Screenshots go to ``$SCREENSHOT_DIR`` or ``<repo>/screenshots/`` (printed at the
 """
 
 import pytest
-from browser_support import (
-    app_url,  # noqa: F401  (fixture)
+
+from tests.browser_support import (
     assert_no_exception,
-    browser,  # noqa: F401  (fixture)
     click_nav,
     goto_page,
-    page,  # noqa: F401  (fixture)
     plotly_charts,
     screenshot,
     screenshot_dir,
@@ -26,7 +24,7 @@ NAV_PAGES = [
 ]
 
 
-def test_word_list_gives_heatmap_and_pairs(app_url, page):  # noqa: F811
+def test_word_list_gives_heatmap_and_pairs(app_url, page):
     goto_page(page, app_url, "words")
     assert_no_exception(page)
     box = page.get_by_role("textbox", name="Words or phrases, separated by commas or new lines")
@@ -49,7 +47,7 @@ def test_word_list_gives_heatmap_and_pairs(app_url, page):  # noqa: F811
     screenshot(page, "words_compare_to_one_word")
 
 
-def test_bad_input_shows_a_message(app_url, page):  # noqa: F811
+def test_bad_input_shows_a_message(app_url, page):
     goto_page(page, app_url, "words")
     box = page.get_by_role("textbox", name="Words or phrases, separated by commas or new lines")
     box.fill("lonely")
@@ -60,7 +58,7 @@ def test_bad_input_shows_a_message(app_url, page):  # noqa: F811
     assert plotly_charts(page).count() == 0
 
 
-def test_every_page_renders(app_url, page):  # noqa: F811
+def test_every_page_renders(app_url, page):
     goto_page(page, app_url)
     for title, heading in NAV_PAGES:
         click_nav(page, title)

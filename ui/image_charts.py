@@ -41,7 +41,7 @@ def gallery_figure(
             y=ys,
             mode="markers",
             marker={"size": max(8, min(h, w) // 2), "symbol": "square", "color": "rgba(0,0,0,0.01)"},
-            customdata=np.array(ids)[:, None],
+            customdata=[[int(i)] for i in ids],
             text=captions,
             hovertemplate="%{text}<extra></extra>",
             selected={"marker": {"color": "rgba(0,0,0,0.01)"}},
@@ -60,6 +60,24 @@ def gallery_figure(
         clickmode="event+select",
     )
     return fig
+
+
+def clicked_id(event) -> int | None:
+    """The image id of the first point selected in a plotly selection event (None if none).
+
+    Our figures put the id first in each point's ``customdata``; the browser may send it
+    back as a list, a dict keyed by position, or a bare number.
+    """
+    points = event.selection.points if event and getattr(event, "selection", None) else []
+    for point in points:
+        data = point.get("customdata")
+        if isinstance(data, dict):
+            data = data.get("0", data.get(0))
+        elif isinstance(data, (list, tuple)):
+            data = data[0] if data else None
+        if isinstance(data, (int, float)) and not isinstance(data, bool):
+            return int(data)
+    return None
 
 
 def framed(thumb: np.ndarray, same_class: bool | None, width: int = 5) -> np.ndarray:
@@ -90,7 +108,7 @@ def precision_bars(per_class: dict[str, float], k: int, title: str = "") -> go.F
         )
     )
     fig.update_layout(
-        title=title or f"Precision@{k} per class (share of the {k} neighbours in the query's class)",
+        title=title or f"Precision@{k} per class",
         xaxis={"range": [0, 1], "title": f"precision@{k}"},
         height=60 + 28 * len(items),
         margin={"l": 10, "r": 10, "t": 50, "b": 40},
@@ -172,7 +190,7 @@ def image_map_figure(
                 mode="markers",
                 name=name,
                 marker={"size": 4, "color": palette[(c or 0) % len(palette)], "opacity": 0.75},
-                customdata=members[:, None],
+                customdata=[[int(i)] for i in members],
                 hovertemplate=f"{name} #%{{customdata[0]}}<extra></extra>",
             )
         )
@@ -184,7 +202,7 @@ def image_map_figure(
                 mode="markers",
                 name="its neighbours",
                 marker={"size": 11, "color": "rgba(0,0,0,0)", "line": {"width": 2, "color": "black"}},
-                customdata=np.array(neighbours)[:, None],
+                customdata=[[int(i)] for i in neighbours],
                 hovertemplate="neighbour #%{customdata[0]}<extra></extra>",
             )
         )

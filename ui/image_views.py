@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from embeddings.errors import EmbeddingsError
-from ui.image_charts import framed, image_map_figure
+from ui.image_charts import clicked_id, framed, image_map_figure
 from ui.image_controls import ImageSettings, current_image_settings
 from ui.image_data import collection_fingerprint, index_or_job, map_or_job, retry_job, thumbnails
 from ui.jobs import Job
@@ -89,9 +89,9 @@ def neighbour_grid(
         label = class_name(index, int(i))
         same = None if (label is None or query_label is None) else label == query_label
         mark = "" if same is None else ("✓ " if same else "✗ ")
-        caption = f"{mark}{label or '#' + str(int(i))} · cos {score:.3f}"
         with cols[n % columns]:
-            st.image(framed(thumb, same), caption=caption, width="stretch")
+            st.image(framed(thumb, same), width="stretch")
+            st.caption(f"{mark}{label or '#' + str(int(i))}  \ncos {score:.3f}")
 
 
 def precision_of(index, ids, query_label: str | None) -> float | None:
@@ -132,9 +132,8 @@ def render_image_map_section() -> None:
         selected = None
     fig = image_map_figure(layout, index.labels, index.classes, selected, neighbours)
     event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key="image_map", width="stretch")
-    points = event.selection.points if event and event.selection else []
-    if points:
-        clicked = int(points[0]["customdata"][0])
+    clicked = clicked_id(event)
+    if clicked is not None and 0 <= clicked < index.count:
         if clicked != st.session_state.get("map_selected"):
             st.session_state["map_selected"] = clicked
             st.rerun()
