@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
+export PYTHONPATH=.
 CIFAR=${CIFAR_DIR:-../shared/datasets/cifar10}
 WORDSIM=${WORDSIM_DIR:-../shared/eval/wordsim}
 run() { echo "\$ $*"; /usr/bin/time -f "(wall %e s)" "$@"; echo; }

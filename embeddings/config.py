@@ -44,7 +44,9 @@ def openai_api_key(secrets_file: Path | None = None) -> str | None:
     except (OSError, tomllib.TOMLDecodeError):
         return None
     section = secrets.get("openai")
-    value = secrets.get("OPENAI_API_KEY") or (section.get("api_key") if isinstance(section, dict) else section)
+    value = secrets.get("OPENAI_API_KEY") or (
+        section.get("api_key") if isinstance(section, dict) else section
+    )
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 

@@ -50,17 +50,21 @@ def test_embed_batches_normalises_and_reports_progress():
     assert emb.embed(np.zeros((0, 4, 4, 3), np.uint8)).shape == (0, 8)
 
 
-def test_bf16_close_to_fp32_and_fingerprinted_apart():
+@pytest.mark.parametrize("mode,min_cosine", [("fast", 0.99999), ("bf16", 0.99)])
+def test_fast_modes_close_to_fp32_and_fingerprinted_apart(mode, min_cosine):
     fp32 = TinyConvEmbedder().set_precision("fp32")
-    bf16 = TinyConvEmbedder().set_precision("bf16")
-    a, b = fp32.embed(_images(6)), bf16.embed(_images(6))
-    assert (np.sum(a * b, axis=1) > 0.99).all()
-    assert fp32.fingerprint() != bf16.fingerprint()
+    other = TinyConvEmbedder().set_precision(mode)
+    a, b = fp32.embed(_images(6)), other.embed(_images(10)[:6])
+    assert (np.sum(a * b, axis=1) > min_cosine).all()
+    assert fp32.fingerprint() != other.fingerprint()
+    assert other.embed(_images(3)).shape == (3, 8)  # a batch size other than the traced one
     with pytest.raises(InvalidInputError, match="precision"):
         fp32.set_precision("int4")
 
 
 def test_default_precision_env(monkeypatch):
+    monkeypatch.delenv(images.PRECISION_ENV, raising=False)
+    assert images.default_precision() == "fast"
     monkeypatch.setenv(images.PRECISION_ENV, "fp32")
     assert images.default_precision() == "fp32"
     monkeypatch.setenv(images.PRECISION_ENV, "fp16")
