@@ -79,11 +79,26 @@ def index_key(collection, embedder) -> dict:
 
 def index_dir(collection, embedder, data_dir: str | os.PathLike | None = None) -> Path:
     """The folder an index for (collection, split, model) lives in."""
-    desc = collection.describe()
-    name = f"{_slug(desc['name'])}-{_slug(desc['split'])}-{_slug(embedder.model_id)}-" + fingerprint(
+    return _index_dir(collection.describe(), embedder.model_id, data_dir)
+
+
+def _index_dir(desc: dict, model_id: str, data_dir) -> Path:
+    name = f"{_slug(desc['name'])}-{_slug(desc['split'])}-{_slug(model_id)}-" + fingerprint(
         str(desc["source"]), length=8
     )
     return resolve_data_dir(data_dir) / "indexes" / name
+
+
+def peek_manifest(collection, model_id: str, data_dir=None) -> dict | None:
+    """The manifest of the index on disk for (collection, model id), or None.
+
+    Reads one small JSON file: no model is loaded and nothing is verified, so it is only
+    for status displays; :func:`load_index` is what checks an index before use.
+    """
+    try:
+        return _read_manifest(_index_dir(collection.describe(), model_id, data_dir))
+    except (IndexNotBuiltError, CorruptIndexError):
+        return None
 
 
 @dataclass

@@ -114,3 +114,16 @@ def test_confusion_summaries():
     vehicles, animals = group_purity(conf, classes, {"airplane", "truck"})
     assert vehicles == pytest.approx(1.0) and animals == pytest.approx(1.0)
     assert group_purity(conf, ["a", "b"], {"x"}) is None
+
+
+def test_home_starts_the_build_in_the_background_then_reports_the_index(app_env):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    deadline = time.monotonic() + TIMEOUT
+    while at.get("progress") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        at.run()
+    assert not at.exception
+    status = " ".join(str(s.value) for s in at.success)
+    assert "Index: 2,000 images × 768 dims" in status and "reused from disk" in status
+    assert "Image model: **`pixels`**" in text_of(at)

@@ -82,6 +82,14 @@ def index_or_job(source: str, split: str, model_id: str, precision: str):
         return load_index(source, split, fingerprint, model_id, precision, data_dir)
     except (IndexNotBuiltError, StaleIndexError, CorruptIndexError):
         pass
+    return start_build(source, split, model_id, precision)
+
+
+def start_build(source: str, split: str, model_id: str, precision: str) -> Job:
+    """Start (or join) the background build of an index; the model loads in the worker thread."""
+    fingerprint = collection_fingerprint(source, split)
+    data_dir = current_data_dir()
+    key = f"index:{data_dir}:{source}:{split}:{fingerprint}:{model_id}:{precision}"
 
     def build(progress):
         from embeddings.index import get_or_build_index
@@ -91,7 +99,20 @@ def index_or_job(source: str, split: str, model_id: str, precision: str):
         index, status = get_or_build_index(collection, embedder, data_dir, progress=progress)
         return status
 
-    return runner.submit(key, f"Embedding {source} ({split}) with {model_id}", build)
+    return job_runner().submit(key, f"Embedding {source} ({split}) with {model_id}", build)
+
+
+def index_manifest(source: str, split: str, model_id: str, precision: str) -> dict | None:
+    """The manifest of a built index for these settings (cheap: no model is loaded), or None."""
+    from embeddings.index import peek_manifest
+
+    collection = load_collection(source, split, collection_fingerprint(source, split))
+    manifest = peek_manifest(collection, model_id, current_data_dir())
+    if manifest is None or manifest["key"]["model"].get("precision") != precision:
+        return None
+    if manifest["key"]["collection"]["fingerprint"] != collection.fingerprint():
+        return None
+    return manifest
 
 
 def retry_job(job: Job) -> None:

@@ -8,7 +8,15 @@ import streamlit as st
 from embeddings.errors import EmbeddingsError
 from ui.image_charts import clicked_id, framed, image_map_figure
 from ui.image_controls import ImageSettings, current_image_settings
-from ui.image_data import collection_fingerprint, index_or_job, map_or_job, retry_job, thumbnails
+from ui.image_data import (
+    collection_fingerprint,
+    index_manifest,
+    index_or_job,
+    map_or_job,
+    retry_job,
+    start_build,
+    thumbnails,
+)
 from ui.jobs import Job
 
 THUMB = 128
@@ -50,23 +58,34 @@ def require_index(settings: ImageSettings | None = None):
 
 
 def index_status_line(settings: ImageSettings) -> None:
-    """One status line for the home page: index size and build date, or build progress (never stops)."""
+    """Home-page status: the index's size and build date, or its build progress (never blocks).
+
+    It reads the index manifest only; a missing index starts building in the background, so
+    switching collection or model in the sidebar builds it while every page stays usable.
+    """
     try:
-        result = index_or_job(settings.source, settings.split, settings.model_id, settings.precision)
+        manifest = index_manifest(settings.source, settings.split, settings.model_id, settings.precision)
+        job = (
+            None
+            if manifest
+            else start_build(settings.source, settings.split, settings.model_id, settings.precision)
+        )
     except EmbeddingsError as exc:
         st.error(f"The image collection or model could not be opened: {exc}")
         return
-    if isinstance(result, Job):
-        if result.state == "failed":
-            st.error(f"Building the index failed: {result.error}")
-            st.button("Try again", on_click=retry_job, args=(result,), key="home_retry")
-        else:
-            _wait_for(result, "The index is built once and saved to disk.")
+    if job is not None:
+        if job.state == "failed":
+            st.error(f"Building the index failed: {job.error}")
+            st.button("Try again", on_click=retry_job, args=(job,), key="home_retry")
+        elif job.active:
+            _wait_for(job, "The index is built once and saved to disk.")
+        else:  # finished since the manifest was read
+            st.rerun()
         return
-    built = result.manifest["built_at"][:16].replace("T", " ")
+    built = manifest["built_at"][:16].replace("T", " ")
     st.success(
-        f"Index: {result.count:,} images × {result.dim} dims, built {built} UTC "
-        f"in {result.manifest.get('build_seconds', 0):.0f} s, reused from disk.",
+        f"Index: {manifest['count']:,} images × {manifest['dim']} dims, built {built} UTC "
+        f"in {manifest.get('build_seconds', 0):.0f} s, reused from disk.",
         icon=":material/database:",
     )
 
