@@ -34,3 +34,5 @@ echo "## full index (train split, 50,000 images) and search latency"
 run $PY -m embeddings build-index --data "$CIFAR" --split train --model efficientnet_lite0
 run $PY -m embeddings eval-images --data "$CIFAR" --split test --index-split train --model efficientnet_lite0 --k 10
 run $PY benchmarks/bench_search_full.py --data "$CIFAR" --model efficientnet_lite0 --queries 1000
+echo "## app cold start and clicks (built index)"
+run $PY benchmarks/bench_app.py

@@ -73,3 +73,17 @@ def test_pca_projects_main_axis_and_handles_few_points():
     assert m.pca(x[:2], 3).shape == (2, 3)
     with pytest.raises(InvalidInputError):
         m.pca(x[:1])
+
+
+def test_large_2d_tsne_uses_the_fast_path_and_keeps_clusters():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 64)) * 5
+    x = np.concatenate([c + rng.normal(size=(150, 64)) for c in centres]).astype(np.float32)
+    assert len(x) > m.SKLEARN_TSNE_MAX
+    y = m.tsne(x, perplexity=30, seed=0)
+    assert y.shape == (450, 2)
+    np.testing.assert_array_equal(y, m.tsne(x, perplexity=30, seed=0))  # seeded
+    labels = np.repeat(np.arange(3), 150)
+    means = np.stack([y[labels == c].mean(axis=0) for c in range(3)])
+    spread = max(np.linalg.norm(y[labels == c] - means[c], axis=1).mean() for c in range(3))
+    assert min(np.linalg.norm(means[a] - means[b]) for a in range(3) for b in range(a + 1, 3)) > 2 * spread
