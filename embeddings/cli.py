@@ -14,8 +14,10 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import __version__
+from .adapt import DEFAULT_METHOD, HEAD_METHODS
 from .errors import EmbeddingsError, InvalidInputError
 from .images import PRECISIONS
+from .rerank import KEPT_METHODS
 
 
 @contextmanager
@@ -70,15 +72,15 @@ def _image_embedder(model_id: str | None, data_dir, precision: str | None = None
     return get_image_embedder(model_id).set_precision(precision)
 
 
-def _index(args, split=None):
-    from .index import get_or_build_index
+def _index(args, split=None, model=None):
+    from .adapt import get_or_build_any_index
 
     if split is not None:
         args = argparse.Namespace(**{**vars(args), "split": split})
     collection = _open_collection(args)
-    embedder = _image_embedder(args.model, args.data_dir, args.precision)
+    embedder = _image_embedder(model or args.model, args.data_dir, args.precision)
     with progress_bar(f"embedding {collection.describe()['split']}") as progress:
-        index, status = get_or_build_index(collection, embedder, args.data_dir, progress=progress)
+        index, status = get_or_build_any_index(collection, embedder, args.data_dir, progress=progress)
     note = f": {status.reason}" if status.reason else ""
     _say(f"index {status.action}{note} -> {index.path}")
     return collection, index
@@ -121,16 +123,142 @@ def cmd_eval_words(args) -> int:
     return 0
 
 
+def _fit_head(args, train_index, method: str):
+    from .adapt import AdaptedImageEmbedder, get_or_fit_head
+
+    base = _image_embedder(train_index.manifest["key"]["model"]["model_id"], args.data_dir, args.precision)
+    head, how = get_or_fit_head(train_index, base, method, args.data_dir)
+    extra = f", train accuracy {head.meta['train_accuracy']:.3f}" if "train_accuracy" in head.meta else ""
+    took = f" in {head.meta['fit_seconds']:.1f}s" if how == "fitted" else ""
+    _say(f"{method} head {how}{took} ({head.dim}-d{extra}) -> {head.fingerprint}")
+    return AdaptedImageEmbedder(base, head)
+
+
+def _finetuned_model(args) -> tuple[str, dict]:
+    import json
+
+    from .finetune import latest_finetuned, saved_runs
+
+    base = _image_model_id(args.model, args.data_dir)
+    model_id = latest_finetuned(base, args.data_dir)
+    info = next(i for m, _, i in saved_runs(args.data_dir, base) if m == model_id)
+    trained = info.get("training_collection", {})
+    _say(
+        f"fine-tuned model: {model_id} (trained on {trained.get('name')} {trained.get('split')}, {info['train_count']} images)"
+    )
+    return model_id, json.loads(json.dumps(trained))
+
+
 def cmd_eval_images(args) -> int:
     from .evaluation import evaluate_retrieval
 
-    _, index = _index(args, split=args.index_split or args.split)
+    different_splits = bool(args.index_split and args.index_split != (args.split or "test"))
+    if args.adapt and not different_splits:
+        raise InvalidInputError(
+            "--adapt needs --index-split naming another split than --split (e.g. --split test --index-split "
+            "train): the adaptation learns from the index split's labels, so the queries must come from elsewhere"
+        )
+    model = None
+    if args.adapt == "finetune":
+        model, trained = _finetuned_model(args)
+    collection, index = _index(args, split=args.index_split or args.split, model=model)
     queries = None
-    if args.index_split and args.index_split != args.split:
-        _, queries = _index(args, split=args.split)
-    result = evaluate_retrieval(index, k=args.k, queries=queries, approximate=args.approximate)
+    if different_splits:
+        query_collection, queries = _index(args, split=args.split, model=model)
+        if (
+            args.adapt == "finetune"
+            and trained.get("fingerprint") == query_collection.describe()["fingerprint"]
+        ):
+            raise InvalidInputError(
+                f"{model} was trained on the query split itself; evaluate on another split"
+            )
+    if args.adapt == "head":
+        from .adapt import adapt_index
+
+        adapted = _fit_head(args, index, args.head_method)
+        index = adapt_index(index, adapted, args.data_dir)
+        queries = adapt_index(queries, adapted, args.data_dir)
+        _say(f"adapted model: {adapted.model_id} -> {index.path}")
+    if args.rerank and args.rerank != "none":
+        from .rerank import evaluate_reranked
+
+        _say(f"re-ranking: {args.rerank}")
+        result = evaluate_reranked(index, k=args.k, method=args.rerank, queries=queries)
+    else:
+        result = evaluate_retrieval(index, k=args.k, queries=queries, approximate=args.approximate)
     for line in result.lines():
         print(line)
+    return 0
+
+
+def cmd_fit_head(args) -> int:
+    _, index = _index(args)
+    adapted = _fit_head(args, index, args.method)
+    print(f"model id: {adapted.model_id}")
+    print(f"{adapted.description}")
+    return 0
+
+
+def cmd_finetune(args) -> int:
+    from tqdm import tqdm
+
+    from .finetune import FinetuneConfig, finetune
+    from .images import get_image_embedder
+
+    collection = _open_collection(args)
+    model_id = _image_model_id(args.model, args.data_dir)
+    base = get_image_embedder(model_id)
+    cfg = FinetuneConfig(
+        resolution=args.resolution,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        peak_lr=args.lr,
+        subset=args.subset,
+        seed=args.seed,
+        bf16=None if args.bf16 == "auto" else args.bf16 == "on",
+    )
+    bar = None
+
+    def progress(step: int, total: int, info: dict) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(
+                total=total,
+                initial=step - 1,
+                desc="fine-tuning",
+                unit="step",
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
+        bar.update(step - bar.n)
+        if step % 10 == 0 or step == total:
+            bar.set_postfix(
+                epoch=info["epoch"],
+                loss=f"{info['loss']:.3f}",
+                acc=f"{info['acc']:.3f}",
+                lr=f"{info['lr']:.4f}",
+            )
+
+    try:
+        result = finetune(
+            collection,
+            base,
+            cfg,
+            args.data_dir,
+            max_minutes=args.max_minutes,
+            checkpoint_every=args.checkpoint_every,
+            progress=progress,
+            say=_say,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    acc = "-" if result.train_accuracy is None else f"{result.train_accuracy:.4f}"
+    status = "done" if result.done else "stopped (rerun the same command to continue)"
+    print(
+        f"finetune {status}: model={result.model_id} step={result.step}/{result.total_steps} "
+        f"minutes={result.seconds_total / 60:.1f} train_accuracy={acc}"
+    )
     return 0
 
 
@@ -222,7 +350,65 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval-images", help="leave-one-out precision@k per class")
     image_args(p, k=True)
     p.add_argument("--index-split", default=None, help="search this split's index with queries from --split")
+    p.add_argument(
+        "--adapt",
+        choices=["head", "finetune"],
+        default=None,
+        help="head: fit a projection head on the index split's labels (seconds); finetune: use the latest "
+        "weights `finetune` saved for --model. Both need --index-split",
+    )
+    p.add_argument(
+        "--head-method",
+        choices=list(HEAD_METHODS),
+        default=DEFAULT_METHOD,
+        help=f"with --adapt head (default {DEFAULT_METHOD})",
+    )
+    p.add_argument(
+        "--rerank",
+        choices=list(KEPT_METHODS),
+        default="none",
+        help="re-rank neighbours without labels (default none)",
+    )
     p.set_defaults(func=cmd_eval_images)
+
+    p = sub.add_parser("fit-head", help="fit a projection head on a labelled split; prints the new model id")
+    image_args(p)
+    p.add_argument(
+        "--method", choices=list(HEAD_METHODS), default=DEFAULT_METHOD, help=f"default {DEFAULT_METHOD}"
+    )
+    p.set_defaults(func=cmd_fit_head, split="train")
+
+    p = sub.add_parser("finetune", help="fine-tune an image model's backbone on the train split (resumable)")
+    p.add_argument("--data", default=None, help="cifar10, sample, or a folder path with labels")
+    p.add_argument("--split", default="train", help="labelled split to train on (default train)")
+    p.add_argument(
+        "--model", default=None, help="image model id to fine-tune (default: as for the other commands)"
+    )
+    p.add_argument(
+        "--resolution", type=int, default=64, help="training and embedding resolution in px (default 64)"
+    )
+    p.add_argument("--epochs", type=int, default=3, help="epochs (default 3)")
+    p.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    p.add_argument(
+        "--lr", type=float, default=0.05, help="peak learning rate of the one-cycle schedule (default 0.05)"
+    )
+    p.add_argument(
+        "--subset", type=int, default=None, help="train on this many images (a fixed random subset)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--bf16", choices=["auto", "on", "off"], default="auto", help="bfloat16 autocast (default auto)"
+    )
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="stop (checkpointed) after this long; rerun to continue",
+    )
+    p.add_argument(
+        "--checkpoint-every", type=int, default=200, help="steps between checkpoints (default 200)"
+    )
+    p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser(
         "bench-images", help="images/s of fp32 eager vs the fast path, and neighbour agreement"

@@ -96,12 +96,27 @@ class EmbeddingCache:
 
     def _setup(self) -> None:
         try:
-            self._create_schema()
+            self._create_schema_retrying()
         except sqlite3.DatabaseError as exc:
             if not _is_corruption(exc):
                 raise
             self._quarantine(exc)
-            self._create_schema()
+            self._create_schema_retrying()
+
+    def _create_schema_retrying(self) -> None:
+        """Create the schema, retrying while another process holds the lock.
+
+        Switching a new database to WAL needs an exclusive lock, and SQLite can answer "database
+        is locked" at once (without its busy handler) when several processes do it together.
+        """
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                return self._create_schema()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def _create_schema(self) -> None:
         with closing(self._connect()) as conn:

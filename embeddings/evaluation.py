@@ -43,26 +43,33 @@ def evaluate_retrieval(index, k: int = 10, queries=None, approximate: bool = Fal
         raise InvalidInputError("the query collection has no class labels")
     if list(source.classes) != list(index.classes):
         raise InvalidInputError(f"class names differ: {source.classes} vs {index.classes}")
-    n_classes = len(index.classes)
-    hits = np.zeros(source.count, dtype=np.float64)
-    confusion = np.zeros((n_classes, n_classes), dtype=np.float64)
+    found = np.empty((source.count, k), dtype=np.int64)
     for start in range(0, source.count, QUERY_BATCH):
         ids = np.arange(start, min(source.count, start + QUERY_BATCH))
         if queries is None:
-            found, _ = index.neighbours(ids, k, approximate=approximate)
+            found[ids], _ = index.neighbours(ids, k, approximate=approximate)
         else:
-            found, _ = index.search(source.embeddings[ids], k, approximate=approximate)
-        neighbour_labels = index.labels[found]
-        query_labels = source.labels[ids]
-        hits[ids] = (neighbour_labels == query_labels[:, None]).mean(axis=1)
-        np.add.at(confusion, (np.repeat(query_labels, k), neighbour_labels.ravel()), 1.0)
+            found[ids], _ = index.search(source.embeddings[ids], k, approximate=approximate)
+    return score_neighbours(found, source.labels, index.labels, index.classes)
+
+
+def score_neighbours(found: np.ndarray, query_labels, index_labels, classes) -> RetrievalResult:
+    """Precision@k, per class and confusion for neighbour ids ``found`` (n_queries, k) into the
+    index, however they were found (plain search, re-ranking ...)."""
+    found = np.asarray(found, dtype=np.int64)
+    query_labels = np.asarray(query_labels)
+    index_labels = np.asarray(index_labels)
+    k = found.shape[1]
+    n_classes = len(classes)
+    neighbour_labels = index_labels[found]
+    hits = (neighbour_labels == query_labels[:, None]).mean(axis=1)
+    confusion = np.zeros((n_classes, n_classes), dtype=np.float64)
+    np.add.at(confusion, (np.repeat(query_labels, k), neighbour_labels.ravel()), 1.0)
     row_sums = confusion.sum(axis=1, keepdims=True)
     confusion = np.divide(confusion, row_sums, out=np.zeros_like(confusion), where=row_sums > 0)
     per_class = {
-        name: float(hits[source.labels == c].mean())
-        for c, name in enumerate(index.classes)
-        if (source.labels == c).any()
+        name: float(hits[query_labels == c].mean())
+        for c, name in enumerate(classes)
+        if (query_labels == c).any()
     }
-    return RetrievalResult(
-        k, float(hits.mean()), int(source.count), list(index.classes), per_class, confusion
-    )
+    return RetrievalResult(k, float(hits.mean()), int(len(found)), list(classes), per_class, confusion)

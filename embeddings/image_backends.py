@@ -420,6 +420,14 @@ def resolve_image_model(preferred: str = "resnet18", data_dir=None) -> tuple[str
             preferred,
             f"using EfficientNet-Lite0 as requested; its {lite0_reason[0].lower()}{lite0_reason[1:]}",
         )
+    if preferred == "clip":
+        from .clip_backend import clip_status
+
+        clip_ok, clip_reason = clip_status(download=True, data_dir=data_dir)
+        if clip_ok:
+            return "clip", f"using CLIP as requested: {clip_reason}"
+        fallback, why = resolve_image_model("resnet18", data_dir=data_dir)
+        return fallback, f"CLIP is unavailable ({clip_reason}); {why}"
     if preferred not in ("resnet18", "efficientnet_lite0"):
         return preferred, f"using {preferred} as requested"
     cached = resnet18_weights_path().is_file()

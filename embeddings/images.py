@@ -7,6 +7,7 @@ adds preprocessing, batching, ``torch.inference_mode`` and normalisation for all
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -18,6 +19,8 @@ from .mathops import normalize
 
 ImageArray = np.ndarray  # H x W x 3, uint8, RGB
 BATCH_RESIZE_MAX_PIXELS = 256 * 256
+# Resizing the shorter side never makes the longer one more than this many times ``resize``.
+STRIP_SIDE_FACTOR = 4
 
 
 def require_torch():
@@ -72,6 +75,15 @@ class Preprocess:
             else:
                 scale = self.resize / min(h, w)
                 size = (max(self.crop, round(h * scale)), max(self.crop, round(w * scale)))
+                limit = STRIP_SIDE_FACTOR * self.resize
+                if max(size) > limit:
+                    # A long strip (a 10 x 100,000 panorama would resize to 256 x 2,560,000, gigabytes
+                    # of floats): keep only the middle that the centre crop uses, with wide margins.
+                    keep_h, keep_w = min(h, math.ceil(limit / scale)), min(w, math.ceil(limit / scale))
+                    top, left = (h - keep_h) // 2, (w - keep_w) // 2
+                    batch = batch[..., top : top + keep_h, left : left + keep_w]
+                    h, w = keep_h, keep_w
+                    size = (max(self.crop, round(h * scale)), max(self.crop, round(w * scale)))
             if (h, w) != size:
                 batch = F.interpolate(
                     batch, size=size, mode=self.interpolation, align_corners=False, antialias=self.antialias
@@ -243,7 +255,17 @@ def register_image_model(model_id: str, factory: ImageFactory) -> None:
 
 
 def _register_builtin_image_models() -> None:
-    from . import baselines, image_backends  # noqa: F401  (register on import)
+    from . import baselines, clip_backend, image_backends  # noqa: F401  (register on import)
+    from .adapt import register_saved_models
+    from .finetune import register_saved_models as register_finetuned_models
+
+    try:  # adapted and fine-tuned models saved in the data dir become ids too
+        register_saved_models()
+        register_finetuned_models()
+    except OSError as exc:  # an unreadable data dir must not break the built-in models
+        import logging
+
+        logging.getLogger(__name__).warning("saved image models not registered: %s", exc)
 
 
 def get_image_embedder(model_id: str) -> ImageEmbedder:

@@ -265,12 +265,22 @@ def build_index(collection, embedder, data_dir=None, progress: Progress | None =
         return _build_locked(collection, embedder, folder, data_dir, progress)
 
 
-def _build_locked(collection, embedder, folder: Path, data_dir, progress: Progress | None) -> ImageIndex:
+def _build_locked(
+    collection,
+    embedder,
+    folder: Path,
+    data_dir,
+    progress: Progress | None,
+    vectors: np.ndarray | None = None,
+    extra: dict | None = None,
+) -> ImageIndex:
     faiss = _faiss()
-    for leftover in folder.parent.glob(f".tmp-{folder.name}-*"):  # earlier builds that died
-        shutil.rmtree(leftover, ignore_errors=True)
+    for prefix in (".tmp", ".old"):  # earlier builds that died (while writing, or mid-swap)
+        for leftover in folder.parent.glob(f"{prefix}-{folder.name}-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
     started = time.perf_counter()
-    vectors = embed_collection(collection, embedder, progress)
+    if vectors is None:
+        vectors = embed_collection(collection, embedder, progress)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".tmp-{folder.name}-"))
     try:
         save_npy_atomic(tmp / "embeddings.npy", vectors)
@@ -289,6 +299,7 @@ def _build_locked(collection, embedder, folder: Path, data_dir, progress: Progre
             "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "build_seconds": round(time.perf_counter() - started, 2),
             "files": {name: _file_entry(tmp / name) for name in files},
+            **(extra or {}),
         }
         write_json_atomic(tmp / MANIFEST, manifest)
         _swap_in(tmp, folder)
@@ -297,6 +308,26 @@ def _build_locked(collection, embedder, folder: Path, data_dir, progress: Progre
         raise
     log.info("built index %s (%d x %d) in %.1fs", folder.name, *vectors.shape, manifest["build_seconds"])
     return load_index(collection, embedder, data_dir)
+
+
+def write_index(
+    collection, embedder, vectors: np.ndarray, data_dir=None, extra: dict | None = None
+) -> ImageIndex:
+    """Write an index for (collection, embedder) from vectors computed elsewhere (e.g. a projection
+    head applied to another index's stored vectors), atomically and under the same file lock as a
+    build; returns it loaded. ``extra`` is merged into the manifest (e.g. what it was derived from)."""
+    from .mathops import normalize
+
+    vectors = np.ascontiguousarray(normalize(vectors), dtype=np.float32)
+    if vectors.shape != (len(collection), embedder.dim):
+        raise InvalidInputError(
+            f"{vectors.shape[0]} x {vectors.shape[1]} vectors for {len(collection)} images of {embedder.dim} dims"
+        )
+    data_dir = resolve_data_dir(data_dir)
+    folder = index_dir(collection, embedder, data_dir)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with _lock(folder):
+        return _build_locked(collection, embedder, folder, data_dir, None, vectors=vectors, extra=extra)
 
 
 def _swap_in(tmp: Path, folder: Path) -> None:

@@ -55,18 +55,28 @@ class TextEmbedder:
         return normalize(np.concatenate(chunks))
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Control characters; lone UTF-16 surrogates (not encodable as UTF-8, so no model or hash can
+# take them); invisible characters that only hide or reorder text (zero-width space, word
+# joiner, byte-order mark, bidi embeddings/overrides/isolates). Zero-width (non-)joiners stay:
+# emoji sequences and Persian/Indic scripts need them.
+_CONTROL = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\u200b\u2060\ufeff\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def normalize_text(text: str) -> str:
+    """NFC, control and invisible formatting characters replaced by spaces, whitespace collapsed."""
+    return " ".join(_CONTROL.sub(" ", unicodedata.normalize("NFC", text)).split())
 
 
 def clean_text(text: str) -> str:
-    """Normalise one input: NFC, control characters removed, whitespace collapsed.
+    """Normalise one input with :func:`normalize_text`.
 
     Raises :class:`InvalidInputError` for non-strings and for text that is empty after cleaning.
     """
     if not isinstance(text, str):
         raise InvalidInputError(f"expected text, got {type(text).__name__}")
-    cleaned = _CONTROL.sub(" ", unicodedata.normalize("NFC", text))
-    cleaned = " ".join(cleaned.split())
+    cleaned = normalize_text(text)
     if not cleaned:
         raise InvalidInputError("an input is empty or only whitespace/control characters")
     return cleaned
@@ -88,7 +98,7 @@ def parse_word_list(raw: str, max_items: int = MAX_WORDS) -> list[str]:
     items: list[str] = []
     seen: set[str] = set()
     for part in re.split(r"[,\n;]", raw):
-        cleaned = " ".join(_CONTROL.sub(" ", unicodedata.normalize("NFC", part)).split())
+        cleaned = normalize_text(part)
         if cleaned and cleaned.casefold() not in seen:
             seen.add(cleaned.casefold())
             items.append(cleaned)
@@ -126,7 +136,7 @@ def text_model_ids() -> list[str]:
 
 
 def _register_builtin_text_models() -> None:
-    from . import baselines, text_backends  # noqa: F401  (register on import)
+    from . import baselines, clip_backend, text_backends, textpost  # noqa: F401  (register on import)
 
 
 def default_text_model_id(has_openai_key: bool) -> str:

@@ -118,6 +118,12 @@ OPENAI_MAX_INPUTS_PER_REQUEST = 512
 # The API also caps a request at 300k tokens summed over its inputs; a character is at most
 # about two tokens even for CJK text, so this keeps every request under the cap.
 OPENAI_MAX_CHARS_PER_REQUEST = 150_000
+# A host that cannot be reached at all (no network, DNS failure, refused, no answer to the
+# connect) rarely comes back within seconds: give up after this many attempts so the app says so
+# in about three seconds instead of waiting out the full retry budget. Rate limits, 5xx and read
+# timeouts keep the full budget.
+OPENAI_CONNECT_ATTEMPTS = 3
+OPENAI_CONNECT_TIMEOUT_S = 10.0
 NO_KEY_MESSAGE = (
     "No OpenAI API key found. Set the OPENAI_API_KEY environment variable, or add "
     'OPENAI_API_KEY = "..." to .streamlit/secrets.toml, or use the offline "local" model.'
@@ -141,8 +147,10 @@ class OpenAIEmbedder(TextEmbedder):
     Each input is cut to :data:`embeddings.text.MAX_TEXT_CHARS` characters (see
     :func:`trimmed_indices`). Vectors already in the :class:`EmbeddingCache` are never
     requested again; the rest are sent in requests of at most 512 inputs, retried with
-    exponential backoff and jitter on rate limits, 5xx, timeouts and connection errors,
-    and written to the cache only when a whole response is valid.
+    exponential backoff and jitter on rate limits, 5xx, timeouts and connection errors
+    (a host that cannot be reached at all gets ``max_connect_attempts`` tries, so being
+    offline is reported in seconds), and written to the cache only when a whole response
+    is valid.
 
     The key is read from ``api_key`` or :func:`embeddings.config.openai_api_key` when the
     embedder is built; it is never put in a message, log line or repr, and the object
@@ -161,6 +169,7 @@ class OpenAIEmbedder(TextEmbedder):
         data_dir: str | os.PathLike | None = None,
         timeout: float = 60.0,
         max_attempts: int = 6,
+        max_connect_attempts: int = OPENAI_CONNECT_ATTEMPTS,
         backoff_base: float = 1.0,
         backoff_max: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -187,6 +196,7 @@ class OpenAIEmbedder(TextEmbedder):
         self.cache = cache if cache is not None else EmbeddingCache(data_dir=data_dir)
         self.timeout = timeout
         self.max_attempts = max_attempts
+        self.max_connect_attempts = max(1, max_connect_attempts)
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self._sleep = sleep
@@ -251,7 +261,8 @@ class OpenAIEmbedder(TextEmbedder):
         with self._client_lock:
             if self._client is None:
                 openai = _require("openai", PIP_OPENAI, "the OpenAI models")
-                kwargs: dict[str, Any] = {"api_key": self._api_key, "max_retries": 0, "timeout": self.timeout}
+                timeout = openai.Timeout(self.timeout, connect=min(self.timeout, OPENAI_CONNECT_TIMEOUT_S))
+                kwargs: dict[str, Any] = {"api_key": self._api_key, "max_retries": 0, "timeout": timeout}
                 if self._http_client is not None:
                     kwargs["http_client"] = self._http_client
                 if self._base_url is not None:
@@ -272,6 +283,7 @@ class OpenAIEmbedder(TextEmbedder):
         openai = _require("openai", PIP_OPENAI, "the OpenAI models")
         client = self._get_client()
         failure = ""
+        unreachable = 0  # attempts that could not connect at all
         for attempt in range(1, self.max_attempts + 1):
             self.requests += 1
             retry_after = None
@@ -296,19 +308,24 @@ class OpenAIEmbedder(TextEmbedder):
                 if not (status >= 500 or status in (408, 409)):
                     raise RemoteServiceError(f"OpenAI returned HTTP {status}: {self._detail(exc)}") from None
                 failure, retry_after = f"failed (HTTP {status})", _retry_after(exc)
-            except openai.APITimeoutError:
-                failure = f"did not answer within {self.timeout:g} s"
+            except openai.APITimeoutError as exc:
+                if type(exc.__cause__).__name__ == "ConnectTimeout":
+                    unreachable += 1
+                    failure = "could not be reached (the connection timed out)"
+                else:
+                    failure = f"did not answer within {self.timeout:g} s"
             except openai.APIConnectionError:
-                failure = "could not be reached (connection error)"
+                unreachable += 1
+                failure = "could not be reached (connection error; is the network down?)"
             except (openai.OpenAIError, ValueError) as exc:
                 raise RemoteServiceError(f"OpenAI sent an unusable response: {self._detail(exc)}") from None
-            if attempt == self.max_attempts:
+            if attempt == self.max_attempts or unreachable >= self.max_connect_attempts:
                 break
             delay = self._backoff(attempt, retry_after)
             log.info("OpenAI %s; retry %d/%d in %.1f s", failure, attempt, self.max_attempts - 1, delay)
             self._sleep(delay)
         raise RemoteServiceError(
-            f"OpenAI {failure}; gave up after {self.max_attempts} attempts. "
+            f"OpenAI {failure}; gave up after {attempt} attempts. "
             "Try again in a minute, or use the local model."
         )
 

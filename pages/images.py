@@ -23,12 +23,21 @@ from ui.image_data import (
     retrieval_scores,
     thumbnails,
 )
-from ui.image_views import class_name, neighbour_grid, precision_of, require_index
+from ui.image_views import (
+    class_name,
+    neighbour_count,
+    neighbour_grid,
+    precision_of,
+    require_index,
+    valid_image_id,
+)
 from ui.sidebar import require_router
 
 PAGE_SIZE = 24
 COLUMNS = 6
-QUERY_KEY = "image_query"  # ("id", int) or ("upload", file id, name, vector, image)
+QUERY_KEY = "image_query"  # ("id", int) or ("upload", file id, name, vector, display image)
+UPLOAD_KEY = "image_upload_seen"  # ((file id, model, precision), vector, display image)
+UPLOAD_DISPLAY_MAX = 512  # an uploaded image is kept in the session at most this big (longer side)
 
 require_router()
 
@@ -41,6 +50,9 @@ st.caption(
     f"**{settings.model_id}** ({index.dim}-d) · index built {index.manifest['built_at'][:16].replace('T', ' ')} UTC.",
     help=f"Why this model: {settings.model_reason}.",
 )
+if index.count < 2:
+    st.warning(f"Searching needs at least 2 images; this collection has {index.count}.")
+    st.stop()
 
 view = st.segmented_control(
     "View",
@@ -77,7 +89,7 @@ def gallery(ids_all: np.ndarray) -> None:
         width="stretch",
     )
     clicked = clicked_id(event)
-    if clicked is not None and 0 <= clicked < index.count:
+    if valid_image_id(clicked, index.count):
         if st.session_state.get(QUERY_KEY, (None, None))[:2] != ("id", clicked):
             st.session_state[QUERY_KEY] = ("id", clicked)
     st.caption("Click any image to use it as the query.")
@@ -90,14 +102,42 @@ def upload() -> None:
     file = st.file_uploader("…or upload your own image", type=["png", "jpg", "jpeg"], key="image_upload")
     if file is None:
         return
+    # decoded and embedded once per file and image model, not on every rerun
+    seen_key = (file.file_id, settings.model_id, settings.precision)
+    previous = st.session_state.get(UPLOAD_KEY)
+    if previous is not None and previous[0] == seen_key:
+        return  # already the query, or the user has since clicked a gallery image: keep their choice
     try:
         image = decode_image_bytes(file.getvalue(), name=file.name)
         vector = load_image_embedder(settings.model_id, settings.precision).embed([image])
     except EmbeddingsError as exc:
         st.error(f"That file can't be used: {exc}")
         return
-    if st.session_state.get(QUERY_KEY, (None, None))[:2] != ("upload", file.file_id):
-        st.session_state[QUERY_KEY] = ("upload", file.file_id, file.name, vector, image)
+    picture = display_copy(image)
+    st.session_state[UPLOAD_KEY] = (seen_key, vector, picture)
+    query = st.session_state.get(QUERY_KEY, (None, None))
+    new_file = previous is None or previous[0][0] != file.file_id
+    if new_file or query[:2] == ("upload", file.file_id):  # a new upload, or the same one under a new model
+        st.session_state[QUERY_KEY] = ("upload", file.file_id, file.name, vector, picture)
+
+
+def display_copy(image: np.ndarray) -> np.ndarray:
+    """``image`` shrunk to at most UPLOAD_DISPLAY_MAX pixels on its longer side, enlarged if tiny.
+
+    Only this copy stays in the session: a 50-megapixel upload would otherwise keep 150 MB
+    per session and be sent to the browser at full size.
+    """
+    from PIL import Image
+
+    from embeddings.imageio import enlarge
+
+    if max(image.shape[:2]) < 224:
+        return enlarge(image, 224)
+    if max(image.shape[:2]) <= UPLOAD_DISPLAY_MAX:
+        return image
+    small = Image.fromarray(image)
+    small.thumbnail((UPLOAD_DISPLAY_MAX, UPLOAD_DISPLAY_MAX), Image.Resampling.LANCZOS)
+    return np.asarray(small)
 
 
 def results() -> None:
@@ -105,20 +145,17 @@ def results() -> None:
     if query is None:
         st.info("Pick a query: click an image in the gallery, or upload one.")
         return
-    k = st.slider("Neighbours (k)", 1, min(50, index.count - 1), 10, key="image_k")
-    if query[0] == "id" and query[1] < index.count:
+    k = neighbour_count("Neighbours (k)", index.count - 1, key="image_k")
+    if query[0] == "id" and valid_image_id(query[1], index.count):
         qid = query[1]
         label = class_name(index, qid)
         ids, scores = index.neighbours([qid], k)
         picture = thumbnails(settings.source, settings.split, fp, (qid,), 224)[0]
         title = f"Query #{qid}" + (f" · {label}" if label else "")
-    elif query[0] == "upload":
-        _, _, name, vector, image = query
+    elif query[0] == "upload" and np.shape(query[3])[-1] == index.dim:  # else made by another model
+        _, _, name, vector, picture = query
         label = None
         ids, scores = index.search(vector, k)
-        from embeddings.imageio import enlarge
-
-        picture = enlarge(image, 224) if max(image.shape[:2]) < 224 else image
         title = f"Your image: {name}"
     else:
         st.session_state.pop(QUERY_KEY, None)
@@ -150,7 +187,7 @@ def categories() -> None:
     if index.labels is None:
         st.info("This collection has no class labels, so class separation can't be measured.")
         return
-    k = st.slider("k", 1, 50, 10, key="category_k")
+    k = neighbour_count("k", index.count - 1, key="category_k")
     result = retrieval_scores(
         settings.source, settings.split, fp, settings.model_id, settings.precision, current_data_dir(), k
     )

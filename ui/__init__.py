@@ -10,13 +10,12 @@ imports streamlit, so it is unit-testable and cheap to import.
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from embeddings.errors import InvalidInputError
-from embeddings.text import MAX_TEXT_CHARS, MAX_WORDS
+from embeddings.text import MAX_TEXT_CHARS, MAX_WORDS, normalize_text
 
 DEFAULT_WORDS = "king, queen, dog, cat, kitten, car, happy, joyful, sad"
 
@@ -32,11 +31,9 @@ UNGROUPED = "ungrouped"
 CELL_TEXT_MAX = 30
 HEATMAP_MAX = 150
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
 
 def _clean(part: str) -> str:
-    return " ".join(_CONTROL.sub(" ", unicodedata.normalize("NFC", part)).split())
+    return normalize_text(part)
 
 
 def is_openai_model(model_id: str) -> bool:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
+from streamlit.logger import get_logger
 
 from embeddings.errors import AuthenticationError, EmbeddingsError, ModelUnavailableError, RemoteServiceError
 from embeddings.text import TextEmbedder, get_text_embedder
@@ -27,12 +28,15 @@ from embeddings.text import TextEmbedder, get_text_embedder
 from . import is_openai_model
 
 Progress = Callable[[int, int], None]
+log = get_logger(__name__)  # Streamlit's logger: its lines reach the server log
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def load_text_embedder(model_id: str) -> TextEmbedder:
-    """The text embedder for ``model_id``, built once per process."""
-    return get_text_embedder(model_id)
+    """The text embedder for ``model_id``, built once per process (logged: "loaded text model ...")."""
+    embedder = get_text_embedder(model_id)
+    log.info("loaded text model %s", model_id)
+    return embedder
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+
+# plotly checks for pandas by peeking at sys.modules, past the import lock: while another session's
+# thread is half-way through importing pandas, building any figure fails ("partially initialized
+# module 'pandas' has no attribute 'Series"). Importing it here makes that thread's import finish first.
+import pandas  # noqa: F401
 import plotly.graph_objects as go
 
 SAME_CLASS = (46, 160, 67)

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import streamlit as st
+from streamlit.logger import get_logger
 
 from embeddings.errors import CorruptIndexError, IndexNotBuiltError, StaleIndexError
 from ui.jobs import Job, JobRunner
+
+log = get_logger(__name__)  # Streamlit's logger: its lines reach the server log
 
 
 @st.cache_resource(show_spinner=False)
@@ -30,10 +33,12 @@ def resolved_image_model(preferred: str = "resnet18") -> tuple[str, str]:
 
 @st.cache_resource(show_spinner="Loading the image model…")
 def load_image_embedder(model_id: str, precision: str):
-    """The image embedder for ``model_id`` at ``precision`` (one copy per process)."""
+    """The image embedder for ``model_id`` at ``precision`` (one copy per process; logged)."""
     from embeddings.images import get_image_embedder
 
-    return get_image_embedder(model_id).set_precision(precision)
+    embedder = get_image_embedder(model_id).set_precision(precision)
+    log.info("loaded image model %s (%s)", model_id, precision)
+    return embedder
 
 
 @st.cache_resource(show_spinner="Opening the image collection…")
@@ -57,7 +62,9 @@ def load_index(source: str, split: str, fingerprint: str, model_id: str, precisi
     from embeddings.index import load_index as load
 
     collection = load_collection(source, split, fingerprint)
-    return load(collection, load_image_embedder(model_id, precision), data_dir)
+    index = load(collection, load_image_embedder(model_id, precision), data_dir)
+    log.info("loaded index %s (%d x %d)", index.path.name, index.count, index.dim)
+    return index
 
 
 def current_data_dir() -> str:

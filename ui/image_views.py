@@ -90,6 +90,27 @@ def index_status_line(settings: ImageSettings) -> None:
     )
 
 
+def neighbour_count(label: str, available: int, key: str, default: int = 10, cap: int = 50) -> int:
+    """A slider for how many neighbours to show: 1 to ``min(cap, available)``, always in range.
+
+    Streamlit returns a default above the maximum as it is, raises for a value kept in the
+    session that is out of bounds (k=40 chosen, then a 10-image collection picked) and refuses
+    a slider whose bounds are equal, so small collections need all three guards.
+    """
+    top = min(cap, available)
+    if top <= 1:
+        return max(1, top)
+    kept = st.session_state.get(key)
+    if isinstance(kept, (int, float)) and not 1 <= kept <= top:  # e.g. after switching collections
+        st.session_state[key] = int(min(max(kept, 1), top))
+    return min(int(st.slider(label, 1, top, min(default, top), key=key)), top)
+
+
+def valid_image_id(value, count: int) -> bool:
+    """Whether ``value`` is an image id of an index with ``count`` images (a clicked or stored id)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= value < count
+
+
 def class_name(index, i: int) -> str | None:
     """Class name of stored item ``i``, or None for unlabelled collections."""
     if index.labels is None or not index.classes:
@@ -122,15 +143,21 @@ def precision_of(index, ids, query_label: str | None) -> float | None:
 
 def render_image_map_section() -> None:
     """The t-SNE map of the current collection's image embeddings, with click-to-inspect."""
+    from embeddings.mathops import max_perplexity
+
     settings = current_image_settings()
     index = require_index(settings)
+    if index.count < 3:
+        st.info(f"A map needs at least 3 images; this collection has {index.count}.")
+        return
+    perplexity = min(30.0, max_perplexity(index.count))  # small collections need a lower one
     st.caption(
         f"{index.count:,} images of **{settings.source}** ({settings.split}), embedded with "
-        f"**{settings.model_id}**, laid out with t-SNE (openTSNE, perplexity 30, seed 0). "
+        f"**{settings.model_id}**, laid out with t-SNE (openTSNE, perplexity {perplexity:g}, seed 0). "
         "Click a point to see the image and its nearest neighbours in the original space."
     )
     try:
-        layout = map_or_job(index, "tsne", 30.0, 0)
+        layout = map_or_job(index, "tsne", perplexity, 0)
     except EmbeddingsError as exc:
         st.error(str(exc))
         return
@@ -141,10 +168,10 @@ def render_image_map_section() -> None:
             return
         _wait_for(layout, "The layout is computed once per index and saved to disk.")
         return
-    k = st.slider("Neighbours to mark", 1, 30, 10, key="map_k")
+    k = neighbour_count("Neighbours to mark", index.count - 1, key="map_k", cap=30)
     selected = st.session_state.get("map_selected")
     neighbours = None
-    if selected is not None and selected < index.count:
+    if valid_image_id(selected, index.count):
         ids, _ = index.neighbours([selected], k)
         neighbours = ids[0].tolist()
     else:
@@ -152,7 +179,7 @@ def render_image_map_section() -> None:
     fig = image_map_figure(layout, index.labels, index.classes, selected, neighbours)
     event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key="image_map", width="stretch")
     clicked = clicked_id(event)
-    if clicked is not None and 0 <= clicked < index.count:
+    if valid_image_id(clicked, index.count):
         if clicked != st.session_state.get("map_selected"):
             st.session_state["map_selected"] = clicked
             st.rerun()

@@ -1,0 +1,513 @@
+"""Faults: OpenAI failing in every way, no network, damaged or half-written indexes, killed writers.
+
+What tests/test_openai_backend.py, tests/test_index.py, tests/test_embedding_cache.py,
+tests/test_image_backends.py and tests/test_datasets.py already cover (scripted HTTP errors
+through a mock transport, truncated/corrupt/stale indexes, two processes building at once, a
+kill inside one cache transaction, downloads with ``download_file`` patched) is not repeated.
+Added here: the same faults end to end, through the page and real sockets (the OpenAI client
+the app builds from ``OPENAI_BASE_URL``, DNS failures, a server that never answers), index
+builds killed with SIGKILL in a real subprocess, a full disk, and SQLite writers killed mid-loop.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from contextlib import closing
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+from openai_server import MockOpenAIServer, closed_port_url
+from streamlit.testing.v1 import AppTest
+
+import embeddings.config
+from embeddings import image_backends as ib
+from embeddings import index as idx
+from embeddings import text_backends as tb
+from embeddings.baselines import PixelImageEmbedder
+from embeddings.datasets import default_source, open_collection
+from embeddings.embedding_cache import EmbeddingCache
+from embeddings.errors import DatasetUnavailableError, IndexNotBuiltError, RemoteServiceError
+from embeddings.fileio import sha256_file
+from tests.conftest import ArrayCollection, make_colour_images
+
+REPO = Path(__file__).resolve().parent.parent
+APP = str(REPO / "app.py")
+TIMEOUT = 90
+FAKE_KEY = "sk-test-faults-0123456789abcdef"
+OPENAI = "openai:text-embedding-3-small"
+
+
+def fresh_caches() -> None:
+    """Forget every st.cache_* value: a cached OpenAI client would still point at an old server."""
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+@pytest.fixture
+def app_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("EMBEDDINGS_TEXT_MODEL", "hashing")
+    monkeypatch.setenv("EMBEDDINGS_IMAGE_MODEL", "pixels")
+    monkeypatch.setenv("EMBEDDINGS_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.setattr(embeddings.config, "SECRETS_FILE", tmp_path / "no-secrets.toml")
+    fresh_caches()
+    yield tmp_path
+    fresh_caches()
+
+
+def use_openai(monkeypatch, base_url: str | None, key: str | None = FAKE_KEY) -> None:
+    monkeypatch.setenv("EMBEDDINGS_TEXT_MODEL", OPENAI)
+    if key:
+        monkeypatch.setenv("OPENAI_API_KEY", key)
+    if base_url:
+        monkeypatch.setenv("OPENAI_BASE_URL", base_url)
+
+
+def words_page(words: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page("pages/words.py").run()
+    if words is not None:
+        at.text_area(key="words_input").set_value(words).run()
+    return at
+
+
+def has_heatmap(at: AppTest) -> bool:
+    return any(c.key == "words_heatmap" for c in at.get("plotly_chart"))
+
+
+def errors(at: AppTest) -> str:
+    return "\n".join(e.value for e in at.error)
+
+
+def offers_local_model(at: AppTest) -> bool:
+    return any("choose the `local` text model" in i.value for i in at.info)
+
+
+def cache_count(data_dir: Path) -> int:
+    return EmbeddingCache(data_dir=data_dir).count()
+
+
+# ------------------------------------------------------------------------------ OpenAI: the page
+
+
+def test_no_key_explains_and_offers_the_local_model(app_env, monkeypatch):
+    use_openai(monkeypatch, closed_port_url(), key=None)
+    at = words_page()
+    assert not at.exception
+    assert "No OpenAI API key found" in errors(at) and "OPENAI_API_KEY" in errors(at)
+    assert offers_local_model(at) and not has_heatmap(at)
+    assert "needs a key" in str(at.sidebar.selectbox(key="text_model").proto)
+
+
+def test_rejected_key_explains_and_is_not_retried(app_env, monkeypatch):
+    with MockOpenAIServer(script=[401]) as server:
+        use_openai(monkeypatch, server.base_url)
+        at = words_page()
+        assert not at.exception
+        assert "OpenAI rejected the key (HTTP 401)" in errors(at) and offers_local_model(at)
+        assert FAKE_KEY not in errors(at)  # the server echoed it; the message does not
+        assert len(server.requests) == 1 and server.requests[0]["authorization"] == f"Bearer {FAKE_KEY}"
+    assert not has_heatmap(at) and cache_count(app_env) == 0
+
+
+def test_rate_limit_is_recovered_by_a_retry(app_env, monkeypatch):
+    with MockOpenAIServer(script=[429], headers={"retry-after-ms": "50"}) as server:
+        use_openai(monkeypatch, server.base_url)
+        at = words_page()
+        assert not at.exception and not at.error
+        assert has_heatmap(at)
+        assert len(server.requests) == 2  # the 429, then the same request again
+    assert cache_count(app_env) == 9
+
+
+def test_network_down_explains_within_seconds(app_env, monkeypatch):
+    use_openai(monkeypatch, closed_port_url())  # nothing listens: every connection is refused
+    start = time.perf_counter()
+    at = words_page()
+    elapsed = time.perf_counter() - start
+    assert not at.exception
+    assert "could not be reached" in errors(at) and "gave up after 3 attempts" in errors(at)
+    assert offers_local_model(at) and not has_heatmap(at)
+    assert elapsed < 15, f"the page took {elapsed:.1f} s to give up"  # was 15-31 s of backoff
+
+
+def test_failed_request_caches_only_complete_responses(app_env, monkeypatch):
+    words = ", ".join(f"word{i}" for i in range(600))  # two requests: 512 + 88
+    with MockOpenAIServer() as server:
+        use_openai(monkeypatch, server.base_url)
+        at = words_page()  # the default words first
+        server.script = ["ok", 404]  # the second request of the 600 fails (not retried)
+        at.text_area(key="words_input").set_value(words).run()
+        assert not at.exception and "HTTP 404" in errors(at) and not at.dataframe
+        assert cache_count(app_env) == 9 + 512  # the complete first response only
+        at.run()  # the user tries again: the failure was not cached, only 88 texts are fetched
+        assert not at.exception and not at.error
+        assert len(at.dataframe) == 2  # 600 items: the most/least similar pairs (too many for a heatmap)
+        assert len(server.requests[-1]["body"]["input"]) == 88
+    assert cache_count(app_env) == 9 + 600
+
+
+# ------------------------------------------------------------------------------ OpenAI: real sockets
+
+
+def embedder(server_url: str, data_dir: Path, **kwargs) -> tb.OpenAIEmbedder:
+    sleeps = kwargs.pop("sleeps", [])
+    return tb.OpenAIEmbedder(
+        api_key=FAKE_KEY,
+        base_url=server_url,
+        cache=EmbeddingCache(data_dir / "cache.sqlite3"),
+        sleep=sleeps.append,
+        **kwargs,
+    )
+
+
+def test_read_timeout_is_retried(tmp_path):
+    with MockOpenAIServer(script=[2.0]) as server:  # the first answer comes after 2 s
+        vectors = embedder(server.base_url, tmp_path, timeout=0.5).embed(["cat", "dog"])
+        assert vectors.shape == (2, 1536) and len(server.requests) == 2
+
+
+def test_timeouts_exhaust_retries_and_cache_nothing(tmp_path):
+    with MockOpenAIServer(script=[2.0, 2.0]) as server:
+        with pytest.raises(RemoteServiceError, match=r"did not answer within 0.5 s; gave up after 2"):
+            embedder(server.base_url, tmp_path, timeout=0.5, max_attempts=2).embed(["cat"])
+    assert EmbeddingCache(tmp_path / "cache.sqlite3").count() == 0
+
+
+def test_unreachable_host_gives_up_after_three_attempts(tmp_path):
+    sleeps = []
+    start = time.perf_counter()
+    with pytest.raises(RemoteServiceError, match="could not be reached.*gave up after 3 attempts"):
+        embedder(closed_port_url(), tmp_path, sleeps=sleeps, max_attempts=6).embed(["cat"])
+    assert len(sleeps) == 2 and time.perf_counter() - start < 5
+    assert EmbeddingCache(tmp_path / "cache.sqlite3").count() == 0
+
+
+# ------------------------------------------------------------------------------ offline downloads
+
+
+@pytest.fixture
+def no_dns(monkeypatch):
+    """Name resolution fails the way it does with the network down; records every lookup."""
+    lookups = []
+
+    def fail(host, *args, **kwargs):
+        lookups.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", fail)
+    return lookups
+
+
+@pytest.fixture
+def empty_torch_hub(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    ib.clear_download_failures()
+    yield tmp_path / "torch"
+    ib.clear_download_failures()
+
+
+@pytest.fixture
+def silent_server():
+    """A TCP port that accepts connections and never answers (a hung or black-holed server)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()
+
+
+def test_resnet18_weights_offline_fall_back_fast(no_dns, empty_torch_hub):
+    start = time.perf_counter()
+    model, reason = ib.resolve_image_model("resnet18")
+    assert time.perf_counter() - start < 5
+    assert model == "efficientnet_lite0"
+    assert "could not be downloaded" in reason and "offline" in reason and "EfficientNet-Lite0" in reason
+    assert len(no_dns) == 1  # one lookup (download.pytorch.org, or a proxy), failed at once
+    ib.resolve_image_model("resnet18")  # the failure is remembered: no second wait
+    assert len(no_dns) == 1
+    assert not any(p.is_file() for p in empty_torch_hub.rglob("*"))  # no partial weights file
+
+
+def test_resnet18_download_from_a_hung_server_times_out(empty_torch_hub, silent_server, monkeypatch):
+    monkeypatch.setattr(ib, "RESNET18_URL", f"{silent_server}/resnet18-f37072fd.pth")
+    start = time.perf_counter()
+    model, reason = ib.resolve_image_model("resnet18")
+    elapsed = time.perf_counter() - start
+    assert model == "efficientnet_lite0" and "timed out" in reason
+    assert ib.DOWNLOAD_TIMEOUT_S <= elapsed < ib.DOWNLOAD_TIMEOUT_S + 5
+
+
+def test_cifar10_offline_fails_fast_with_the_sample_as_fallback(no_dns, tmp_path):
+    start = time.perf_counter()
+    with pytest.raises(DatasetUnavailableError, match="could not be downloaded") as info:
+        open_collection("cifar10", data_dir=tmp_path)
+    assert time.perf_counter() - start < 5 and len(no_dns) == 1
+    assert "--data sample" in str(info.value)
+    assert default_source(tmp_path) == "sample"
+    assert [p for p in (tmp_path / "cifar10").rglob("*") if p.is_file()] == []  # no partial archive
+
+
+def test_minilm_never_asks_the_hub(no_dns, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    connects = []
+    real_connect = socket.socket.connect
+    monkeypatch.setattr(socket.socket, "connect", lambda s, a: connects.append(a) or real_connect(s, a))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    tb._minilm_source.cache_clear()
+    try:
+        start = time.perf_counter()
+        assert tb.minilm_hf_cache_dir() is None
+        origin, folder, sha = tb.minilm_source(tmp_path / "data")
+        assert time.perf_counter() - start < 5
+    finally:
+        tb._minilm_source.cache_clear()
+    assert origin == "package" and sha == tb.MINILM_WEIGHTS_SHA256 and "all-MiniLM-L6-v2" in folder
+    assert no_dns == [] and connects == []  # not even tried
+
+
+def test_app_starts_fast_offline(app_env, no_dns, empty_torch_hub):
+    start = time.perf_counter()
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert time.perf_counter() - start < 20
+    assert not at.exception and not at.error
+    # the default image model's weights were looked for online (and the lookup failed at once)
+    assert no_dns and set(no_dns) <= {"download.pytorch.org", "huggingface.co"}
+
+
+# ------------------------------------------------------------------------------ index: killed builds
+
+
+BUILDER = """
+import os, sys, time
+from embeddings import index as idx
+from embeddings.baselines import PixelImageEmbedder
+from tests.conftest import ArrayCollection, make_colour_images
+
+data_dir, phase = sys.argv[1], sys.argv[2]
+
+def stall(where):
+    print(where, flush=True)
+    time.sleep(120)
+
+if phase == "writing":  # killed with embeddings.npy written into the temporary folder
+    real_save = idx.save_npy_atomic
+    def save(path, array):
+        real_save(path, array)
+        stall("WRITING")
+    idx.save_npy_atomic = save
+elif phase == "swapping":  # killed between the two renames that swap the new folder in
+    def swap(tmp, folder):
+        os.replace(folder, folder.parent / f".old-{folder.name}-{os.getpid()}-0")
+        stall("SWAPPING")
+    idx._swap_in = swap
+images, labels = make_colour_images(per_class=40)
+idx.build_index(ArrayCollection(images, labels, ["red", "green", "blue"]), PixelImageEmbedder(), data_dir)
+"""
+
+
+def colour_collection_120() -> ArrayCollection:
+    images, labels = make_colour_images(per_class=40)
+    return ArrayCollection(images, labels, ["red", "green", "blue"])
+
+
+def kill_build_at(data_dir: Path, phase: str) -> None:
+    """Run a build in a subprocess and SIGKILL it when it reaches ``phase``."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(BUILDER), str(data_dir), phase],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline().strip()
+        assert line == phase.upper(), f"the builder printed {line!r}"
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+
+
+def in_thread(fn, timeout: float = 120):
+    """Run ``fn`` in a thread and return its result; fail (not hang) if a dead process's lock held it."""
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault("value", fn()), daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert "value" in result, "blocked: the killed builder's lock was not released"
+    return result["value"]
+
+
+def leftovers(data_dir: Path) -> list[str]:
+    return sorted(p.name for p in (data_dir / "indexes").glob(".*") if p.is_dir())
+
+
+@pytest.mark.parametrize(
+    "phase, previous",
+    [("writing", False), ("writing", True), ("swapping", True)],
+    ids=["first-build-killed-writing", "rebuild-killed-writing", "rebuild-killed-mid-swap"],
+)
+def test_build_killed_with_sigkill(data_dir, phase, previous):
+    collection, pixels = colour_collection_120(), PixelImageEmbedder()
+    good = idx.get_or_build_index(collection, pixels, data_dir)[0] if previous else None
+    kill_build_at(data_dir, phase)
+    assert leftovers(data_dir), "the kill should have left a temporary folder behind"
+    if previous and phase == "writing":  # the previous good index is untouched and still loads
+        np.testing.assert_array_equal(
+            idx.load_index(collection, pixels, data_dir).embeddings, good.embeddings
+        )
+    else:  # nothing half-written is ever loaded
+        with pytest.raises(IndexNotBuiltError):
+            idx.load_index(collection, pixels, data_dir)
+    index, status = in_thread(lambda: idx.get_or_build_index(collection, pixels, data_dir))
+    assert index.count == 120 and status.action == ("loaded" if previous and phase == "writing" else "built")
+    idx.build_index(collection, pixels, data_dir)  # a later build clears what the dead one left
+    assert leftovers(data_dir) == []
+
+
+def disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_disk_full_on_the_first_write(data_dir, monkeypatch):
+    collection, pixels = colour_collection_120(), PixelImageEmbedder()
+    with monkeypatch.context() as patch, pytest.raises(OSError) as info:
+        patch.setattr(np, "save", disk_full)  # the first file of the build cannot be written
+        idx.get_or_build_index(collection, pixels, data_dir)
+    assert info.value.errno == errno.ENOSPC
+    assert leftovers(data_dir) == [] and not list((data_dir / "indexes").glob(".*.tmp"))
+    with pytest.raises(IndexNotBuiltError):
+        idx.load_index(collection, pixels, data_dir)
+    assert idx.get_or_build_index(collection, pixels, data_dir)[1].action == "built"  # space freed
+
+
+# ------------------------------------------------------------------------------ index: the app
+
+
+def images_page_settled(at: AppTest) -> AppTest:
+    deadline = time.monotonic() + TIMEOUT
+    while at.get("progress") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_app_reports_a_full_disk_and_retries(app_env, monkeypatch):
+    full = {"on": True}
+    real_save = np.save
+
+    def save(*args, **kwargs):
+        if full["on"]:
+            disk_full()
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(np, "save", save)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page("pages/images.py").run()
+    images_page_settled(at)
+    assert "Building the index failed" in errors(at) and "No space left on device" in errors(at)
+    full["on"] = False  # the user frees some space and presses the button
+    next(b for b in at.button if b.label == "Try again").click().run()
+    images_page_settled(at)
+    assert not at.error and "Pick a query" in "\n".join(i.value for i in at.info)
+
+
+def test_app_rebuilds_an_index_damaged_on_disk(app_env):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page("pages/images.py").run()
+    images_page_settled(at)
+    (folder,) = [p for p in (app_env / "indexes").iterdir() if p.is_dir()]
+    vectors = folder / "embeddings.npy"
+    data = bytearray(vectors.read_bytes())
+    data[-10:] = b"\xff" * 10
+    vectors.write_bytes(bytes(data))
+    st.cache_resource.clear()  # as after a server restart: the index is read from disk again
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page("pages/images.py").run()
+    assert at.get("progress"), "the damaged index should be rebuilt in the background"
+    images_page_settled(at)
+    assert not at.error and "Pick a query" in "\n".join(i.value for i in at.info)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert sha256_file(vectors) == manifest["files"]["embeddings.npy"]["sha256"]
+
+
+# ------------------------------------------------------------------------------ SQLite cache
+
+
+WRITER_LOOP = """
+import sys
+import numpy as np
+from embeddings.embedding_cache import EmbeddingCache
+path, name = sys.argv[1], sys.argv[2]
+cache = EmbeddingCache(path)
+batch = 0
+while True:
+    cache.put_many("m", [(f"{name}-{batch}-{i}", np.full(4, batch * 100 + i, np.float32)) for i in range(50)])
+    print(batch, flush=True)
+    batch += 1
+"""
+
+
+def test_cache_survives_writers_killed_mid_loop(tmp_path):
+    path = tmp_path / "cache.sqlite3"
+    names = ["a", "b", "c"]
+    procs = {
+        n: subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(WRITER_LOOP), str(path), n],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for n in names
+    }
+    committed = {}
+    try:
+        for n, proc in procs.items():  # let each write a while (all three at once), then kill it mid-loop
+            last = -1
+            while last < 40:
+                line = proc.stdout.readline()
+                assert line, f"writer {n} died"
+                last = int(line)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+            printed = proc.stdout.read().split()  # what it reported before dying
+            committed[n] = int(printed[-1]) if printed else last
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    cache = EmbeddingCache(path)
+    total = 0
+    for n, last in committed.items():
+        for batch in range(last + 3):
+            got = cache.get_many("m", [f"{n}-{batch}-{i}" for i in range(50)], 4)
+            found = sum(v is not None for v in got)
+            assert found in (0, 50), f"writer {n} batch {batch} is half there ({found}/50)"
+            if batch <= last:  # reported as committed: must be there, with the right values
+                assert found == 50
+                assert [int(v[0]) for v in got] == [batch * 100 + i for i in range(50)]
+            total += found
+    assert cache.count() == total
+    cache.put_many("m", [("after", np.ones(4, np.float32))])  # no lock was left behind
+    assert cache.count() == total + 1
