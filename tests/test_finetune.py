@@ -58,6 +58,12 @@ def test_one_cycle_schedule():
     assert lrs[-1] < 0.002 and all(a >= b for a, b in zip(lrs[20:], lrs[21:], strict=False))
 
 
+def test_bf16_defaults_off_on_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert finetune.FinetuneConfig().resolved().bf16 is False
+    assert finetune.FinetuneConfig(bf16=True).resolved().bf16 is True
+
+
 def test_augment_is_deterministic_and_shaped():
     images, _ = make_colour_images(per_class=2, size=8)
     a = finetune.augment(images, np.random.default_rng(1), 16, (0.5,) * 3, (0.5,) * 3)
