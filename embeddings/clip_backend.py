@@ -27,7 +27,7 @@ import numpy as np
 
 from .config import data_dir as resolve_data_dir
 from .errors import MissingDependencyError, ModelUnavailableError
-from .images import ImageEmbedder, Preprocess, register_image_model, require_torch
+from .images import JOINT_TEXT_MODELS, ImageEmbedder, Preprocess, register_image_model, require_torch
 from .text import TextEmbedder, register_text_model
 
 CLIP_ARCH = "ViT-B-32"
@@ -208,3 +208,4 @@ class ClipTextEmbedder(TextEmbedder):
 
 register_image_model("clip", ClipImageEmbedder)
 register_text_model("clip-text", ClipTextEmbedder)
+JOINT_TEXT_MODELS["clip"] = "clip-text"

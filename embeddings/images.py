@@ -279,6 +279,16 @@ def get_image_embedder(model_id: str) -> ImageEmbedder:
     return factory()
 
 
+# image model id -> text model id embedding into the same space (a text query can search its index)
+JOINT_TEXT_MODELS: dict[str, str] = {}
+
+
+def joint_text_model(image_model_id: str) -> str | None:
+    """The text model whose vectors live in ``image_model_id``'s space (e.g. clip -> clip-text), or None."""
+    _register_builtin_image_models()
+    return JOINT_TEXT_MODELS.get(image_model_id)
+
+
 def image_model_ids() -> list[str]:
     """All registered image model ids."""
     _register_builtin_image_models()

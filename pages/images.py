@@ -6,6 +6,7 @@ import numpy as np
 import streamlit as st
 
 from embeddings.errors import EmbeddingsError
+from embeddings.images import joint_text_model
 from ui.image_charts import (
     CIFAR_VEHICLES,
     clicked_id,
@@ -15,6 +16,7 @@ from ui.image_charts import (
     precision_bars,
     worst_confusions,
 )
+from ui.image_compare import load_variants, per_class_comparison, pick_variants, side_by_side
 from ui.image_controls import current_image_settings
 from ui.image_data import (
     collection_fingerprint,
@@ -35,7 +37,9 @@ from ui.sidebar import require_router
 
 PAGE_SIZE = 24
 COLUMNS = 6
-QUERY_KEY = "image_query"  # ("id", int) or ("upload", file id, name, vector, display image)
+# ("id", int), ("upload", file id, name, vector, display image) or ("text", text, vector)
+QUERY_KEY = "image_query"
+TEXT_SEEN_KEY = "image_text_seen"  # (text, text model) last searched
 UPLOAD_KEY = "image_upload_seen"  # ((file id, model, precision), vector, display image)
 UPLOAD_DISPLAY_MAX = 512  # an uploaded image is kept in the session at most this big (longer side)
 
@@ -54,6 +58,7 @@ if index.count < 2:
     st.warning(f"Searching needs at least 2 images; this collection has {index.count}.")
     st.stop()
 
+text_model = joint_text_model(settings.model_id)
 view = st.segmented_control(
     "View",
     ["Search by example", "How well are classes separated?"],
@@ -121,6 +126,28 @@ def upload() -> None:
         st.session_state[QUERY_KEY] = ("upload", file.file_id, file.name, vector, picture)
 
 
+def text_query(text_model: str) -> None:
+    """Describe the image in words: the text model shares the image model's space (CLIP)."""
+    from ui.cached import embed_texts, show_error
+
+    text = st.text_input(
+        "…or describe what you are looking for (press Enter)",
+        placeholder="a photo of a red truck",
+        key="image_text_query",
+        max_chars=300,
+    ).strip()
+    seen_key = (text, text_model)
+    if not text or st.session_state.get(TEXT_SEEN_KEY) == seen_key:
+        return  # nothing typed, or already searched (a later gallery click keeps its place)
+    try:
+        vector = embed_texts(text_model, (text,))
+    except EmbeddingsError as exc:
+        show_error(exc, text_model)
+        return
+    st.session_state[TEXT_SEEN_KEY] = seen_key
+    st.session_state[QUERY_KEY] = ("text", text, vector)
+
+
 def display_copy(image: np.ndarray) -> np.ndarray:
     """``image`` shrunk to at most UPLOAD_DISPLAY_MAX pixels on its longer side, enlarged if tiny.
 
@@ -157,9 +184,28 @@ def results() -> None:
         label = None
         ids, scores = index.search(vector, k)
         title = f"Your image: {name}"
+    elif query[0] == "text" and text_model is not None and np.shape(query[2])[-1] == index.dim:
+        _, text, vector = query
+        label = None
+        ids, scores = index.search(vector, k)
+        st.markdown(f"#### Images matching “{text}”")
+        st.caption(f"The text is embedded with **{text_model}**, in the same space as the images.")
+        neighbour_grid(settings, index, ids[0], scores[0], None)
+        return
     else:
         st.session_state.pop(QUERY_KEY, None)
         st.rerun()
+    compare = query[0] == "id" and st.toggle(
+        "Before / after: compare with the adapted model and re-ranking",
+        key="image_compare",
+        help="The same query under the base model, its projection heads and fine-tuned versions, and "
+        "label-free re-ranking, side by side.",
+    )
+    if compare:
+        st.image(picture, caption=title, width=160)
+        variants = pick_variants(load_variants(settings), key="image_variants")
+        side_by_side(settings, variants, qid, k)
+        return
     q1, q2 = st.columns([2, 3])
     q1.image(picture, caption=title, width="stretch")
     with q2:
@@ -188,6 +234,13 @@ def categories() -> None:
         st.info("This collection has no class labels, so class separation can't be measured.")
         return
     k = neighbour_count("k", index.count - 1, key="category_k")
+    if st.toggle(
+        "Compare variants: base, adapted, fine-tuned, re-ranked",
+        key="category_compare",
+        help="Per-class precision@k of every variant, to see which classes improve.",
+    ):
+        per_class_comparison(settings, k)
+        return
     result = retrieval_scores(
         settings.source, settings.split, fp, settings.model_id, settings.precision, current_data_dir(), k
     )
@@ -228,5 +281,7 @@ else:
         st.subheader("Gallery")
         gallery(np.arange(index.count))
         upload()
+        if text_model is not None:
+            text_query(text_model)
     with right:
         results()

@@ -127,3 +127,98 @@ def test_home_starts_the_build_in_the_background_then_reports_the_index(app_env)
     status = " ".join(str(s.value) for s in at.success)
     assert "Index: 2,000 images × 768 dims" in status and "reused from disk" in status
     assert "Image model: **`pixels`**" in text_of(at)
+
+
+def _pixels_head(data_dir):
+    """Build the sample's pixels index and fit an LDA head on its own labels (flagged as optimistic)."""
+    from embeddings.adapt import get_or_fit_head
+    from embeddings.datasets import open_collection
+    from embeddings.images import default_precision, get_image_embedder
+    from embeddings.index import get_or_build_index
+
+    embedder = get_image_embedder("pixels").set_precision(default_precision())
+    index, _ = get_or_build_index(open_collection("sample", "test"), embedder, data_dir)
+    return get_or_fit_head(index, embedder, "lda", data_dir)[0]
+
+
+def test_before_after_side_by_side_and_per_class_variants(app_env):
+    head = _pixels_head(app_env)
+    at = open_ready("pages/images.py")
+    at.session_state["image_query"] = ("id", 7)
+    at.run()
+    at.toggle(key="image_compare").set_value(True).run()
+    assert not at.exception, at.exception
+    chosen = at.multiselect(key="image_variants").value
+    assert chosen == ["pixels", "pixels + aqe", "lda head (sample test)"], chosen
+    assert [m.label for m in at.metric] == ["precision@10"] * 3
+    assert all(0.0 <= float(m.value) <= 1.0 for m in at.metric)
+    text = text_of(at)
+    assert "query expansion" in text and "optimistic" in text  # the head was fitted on these labels
+    assert len(at.get("image")) == 1 + 3 * 10  # the query, then 10 neighbours per variant
+    at.multiselect(key="image_variants").set_value(["pixels", "pixels + kreciprocal"]).run()
+    assert not at.exception and len(at.metric) == 2
+    # the base column matches the plain search
+    at.toggle(key="image_compare").set_value(False).run()
+    plain = float(at.metric[0].value)
+    at.toggle(key="image_compare").set_value(True).run()
+    assert float(at.metric[0].value) == plain
+
+    at.segmented_control(key="image_view").set_value("How well are classes separated?").run()
+    at.toggle(key="category_compare").set_value(True).run()
+    assert not at.exception, at.exception
+    frame = at.dataframe[0].value
+    assert list(frame.index)[-1] == "all" and len(frame) == 11
+    assert list(frame.columns) == ["pixels", "pixels + query expansion", "lda head (sample test)"]
+    assert frame.loc["all", "lda head (sample test)"] > frame.loc["all", "pixels"]  # fitted on these labels
+    assert head.fingerprint  # the head the page found is the one fitted above
+
+
+def test_text_query_for_a_joint_image_model(app_env, monkeypatch):
+    from embeddings import images, text
+    from embeddings.datasets import open_collection
+
+    collection = open_collection("sample", "test")
+    target = 123
+    pixels = images.get_image_embedder("pixels").embed([np.asarray(collection.get_images([target])[0])])
+
+    class JointText(text.TextEmbedder):
+        model_id = "fake-joint"
+        dim = pixels.shape[1]
+        description = "test: every text maps to image #123"
+
+        def embed_batch(self, texts):
+            return np.repeat(pixels, len(texts), axis=0)
+
+    monkeypatch.setitem(text.TEXT_MODELS, "fake-joint", JointText)
+    monkeypatch.setitem(images.JOINT_TEXT_MODELS, "pixels", "fake-joint")
+    at = open_ready("pages/images.py")
+    at.text_input(key="image_text_query").input("a photo of a red truck").run()
+    assert not at.exception, at.exception
+    assert "Images matching “a photo of a red truck”" in text_of(at)
+    assert "cos 1.000" in text_of(at)  # image #123 itself is the best match
+    at.session_state["image_query"] = ("id", 7)  # a later gallery click wins over the text
+    at.run()
+    assert "Top 10 neighbours" in text_of(at)
+    at.text_input(key="image_text_query").input("   ").run()
+    assert not at.exception and "Top 10 neighbours" in text_of(at)
+
+
+def test_clip_without_weights_is_explained_and_download_fails_cleanly(app_env, monkeypatch):
+    from embeddings import clip_backend
+    from embeddings.errors import ModelUnavailableError
+
+    def offline(download=True, data_dir=None):
+        raise ModelUnavailableError("CLIP weights are not cached and could not be downloaded (offline: test)")
+
+    monkeypatch.setattr(clip_backend, "ensure_clip_weights", offline)
+    at = open_ready("pages/images.py")
+    at.selectbox(key="image_model").set_value("clip").run()
+    assert not at.exception, at.exception
+    assert "can't be used on this machine yet" in text_of(at) and "offline" in text_of(at)
+    at.button(key="download_model").click().run()
+    deadline = time.monotonic() + TIMEOUT
+    while at.get("progress") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        at.run()
+    assert not at.exception, at.exception
+    assert "could not be opened" in text_of(at) and "offline: test" in text_of(at)

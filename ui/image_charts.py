@@ -121,6 +121,36 @@ def precision_bars(per_class: dict[str, float], k: int, title: str = "") -> go.F
     return fig
 
 
+def variant_bars(table: dict[str, list], k: int, labels: dict[str, str] | None = None) -> go.Figure:
+    """Grouped horizontal bars: precision@k per class (and "all") for each variant column of
+    ``table`` (as made by :func:`embeddings.compare.per_class_table`)."""
+    labels = labels or {}
+    classes = list(table["class"])
+    fig = go.Figure()
+    for name, values in table.items():
+        if name == "class":
+            continue
+        fig.add_trace(
+            go.Bar(
+                x=values,
+                y=classes,
+                orientation="h",
+                name=labels.get(name, name),
+                hovertemplate="%{y}: precision@" + str(k) + " = %{x:.3f}<extra>%{fullData.name}</extra>",
+            )
+        )
+    fig.update_layout(
+        barmode="group",
+        title=f"Precision@{k} per class, by variant",
+        xaxis={"range": [0, 1], "title": f"precision@{k}"},
+        yaxis={"autorange": "reversed"},
+        height=120 + 18 * len(classes) * max(1, len(table) - 1),
+        legend={"orientation": "h", "y": -0.12},
+        margin={"l": 10, "r": 10, "t": 50, "b": 40},
+    )
+    return fig
+
+
 def confusion_figure(confusion: np.ndarray, classes: list[str], k: int) -> go.Figure:
     """Heatmap: row = query class, column = class of its neighbours (share of neighbours)."""
     fig = go.Figure(

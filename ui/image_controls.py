@@ -78,7 +78,16 @@ def render_image_controls() -> None:
     models, default, reason = image_model_choices()
     if st.session_state.get(IMAGE_MODEL_KEY) not in models:
         st.session_state[IMAGE_MODEL_KEY] = default
-    st.selectbox("Image model", models, key=IMAGE_MODEL_KEY, help=reason)
+    from ui.image_data import unavailable_image_models
+
+    missing = unavailable_image_models()
+    st.selectbox(
+        "Image model",
+        models,
+        key=IMAGE_MODEL_KEY,
+        help=reason,
+        format_func=lambda m: f"{m} (not downloaded)" if m in missing else m,
+    )
 
 
 def current_image_settings() -> ImageSettings:

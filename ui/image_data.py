@@ -31,6 +31,15 @@ def resolved_image_model(preferred: str = "resnet18") -> tuple[str, str]:
     return resolve_image_model(preferred)
 
 
+@st.cache_data(ttl=60, show_spinner=False)
+def unavailable_image_models() -> dict[str, str]:
+    """{model id: reason} for image models that cannot be used yet without a download (CLIP offline)."""
+    from embeddings.clip_backend import clip_status
+
+    usable, reason = clip_status(download=False)
+    return {} if usable else {"clip": reason}
+
+
 @st.cache_resource(show_spinner="Loading the image model…")
 def load_image_embedder(model_id: str, precision: str):
     """The image embedder for ``model_id`` at ``precision`` (one copy per process; logged)."""

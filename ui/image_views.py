@@ -16,6 +16,7 @@ from ui.image_data import (
     retry_job,
     start_build,
     thumbnails,
+    unavailable_image_models,
 )
 from ui.jobs import Job
 
@@ -39,6 +40,22 @@ def _wait_for(job: Job, what: str) -> None:
 def require_index(settings: ImageSettings | None = None):
     """Return the loaded index for the sidebar settings, or show build progress/errors and stop."""
     settings = settings or current_image_settings()
+    missing = unavailable_image_models().get(settings.model_id)
+    if missing and not st.session_state.get(f"download_ok:{settings.model_id}"):
+        st.warning(
+            f"**{settings.model_id}** can't be used on this machine yet: its weights are not here. "
+            "They are downloaded once (about 600 MB for CLIP) when you are online; offline, pick another "
+            "image model in the sidebar.",
+            icon=":material/cloud_off:",
+        )
+        st.caption(f"Details: {missing}")
+        st.button(
+            "Download the weights and build the index",
+            key="download_model",
+            on_click=st.session_state.__setitem__,
+            args=(f"download_ok:{settings.model_id}", True),
+        )
+        st.stop()
     try:
         result = index_or_job(settings.source, settings.split, settings.model_id, settings.precision)
     except EmbeddingsError as exc:
