@@ -10,7 +10,7 @@ WORDSIM=${WORDSIM_DIR:-../shared/eval/wordsim}
 run() { echo "\$ $*"; /usr/bin/time -f "(wall %e s)" "$@"; echo; }
 
 echo "## word similarity (Spearman)"
-for model in hashing wordllama minilm local; do
+for model in hashing wordllama minilm local-raw local; do
   for set in EN-WS-353-ALL EN-WS-353-SIM EN-WS-353-REL EN-SIMLEX-999; do
     run $PY -m embeddings eval-words "$WORDSIM/$set.txt" --model $model
   done

@@ -14,7 +14,14 @@ from embeddings import text_backends as tb
 from embeddings.errors import MissingDependencyError, ModelUnavailableError, UnknownModelError
 from embeddings.text import TEXT_MODELS, get_text_embedder, text_model_ids
 
-BUILTIN = ["local", "minilm", "wordllama", "openai:text-embedding-3-small", "openai:text-embedding-3-large"]
+BUILTIN = [
+    "local",
+    "local-raw",
+    "minilm",
+    "wordllama",
+    "openai:text-embedding-3-small",
+    "openai:text-embedding-3-large",
+]
 
 
 def test_builtin_ids_are_registered():
@@ -147,7 +154,7 @@ def test_local_concatenates_two_normalised_halves(monkeypatch):
     assert vectors.shape == (2, 640) and vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors[:, :384], axis=1), 2**-0.5, atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(vectors[:, 384:], axis=1), 2**-0.5, atol=1e-6)
-    assert local.fingerprint() == f"local:[{a.fingerprint()}]+[{b.fingerprint()}]"
+    assert local.fingerprint() == f"local-raw:[{a.fingerprint()}]+[{b.fingerprint()}]"
 
 
 def test_root_logging_is_left_alone():

@@ -9,6 +9,8 @@ from embeddings import textpost, vocab
 from embeddings.text import get_text_embedder, text_model_ids
 from embeddings.vocab import load_vocab, vocab_vectors
 
+REAL_VOCAB = vocab.VOCAB_FILE
+
 
 @pytest.fixture(autouse=True)
 def small_vocabulary(tmp_path, monkeypatch):
@@ -50,6 +52,30 @@ def test_centred_only():
     assert post.embed(["cat", "dog"]).shape == (2, 512)
 
 
-def test_registered_without_touching_local():
-    assert "local-centred" in text_model_ids() and "local" in text_model_ids()
-    assert textpost.LocalCentredEmbedder.model_id == "local-centred"
+def test_default_local_is_the_centred_combination(data_dir):
+    from embeddings.mathops import normalize
+
+    assert {"local", "local-raw"} <= set(text_model_ids())
+    local, raw = get_text_embedder("local"), get_text_embedder("local-raw")
+    assert local.model_id == "local" and raw.model_id == "local-raw" and local.dim == raw.dim == 640
+    assert local.fingerprint() != raw.fingerprint()  # caches never mix the two
+    words = ["cat", "kitten", "car"]
+    minilm = get_text_embedder("minilm")
+    mean, _ = textpost.vocabulary_statistics(minilm, 0, data_dir)
+    want = normalize(
+        np.hstack([normalize(minilm.embed(words) - mean), raw.embed(words)[:, 384:] * np.sqrt(2)])
+    )
+    np.testing.assert_allclose(local.embed(words), want, atol=1e-5)
+
+
+def test_bundled_minilm_statistics_are_used_for_the_real_vocabulary(data_dir, monkeypatch):
+    """The shipped file is found by the same key as the cache: no 20,000-word pass on first use."""
+    monkeypatch.setattr(vocab, "VOCAB_FILE", REAL_VOCAB)
+
+    def no_pass(*args, **kwargs):
+        raise AssertionError("the vocabulary was embedded although its statistics ship with the package")
+
+    monkeypatch.setattr(vocab, "vocab_vectors", no_pass)
+    mean, components = textpost.vocabulary_statistics(get_text_embedder("minilm"), 0, data_dir)
+    assert mean.shape == (384,) and components.shape == (0, 384)
+    assert not (data_dir / "textpost").exists()  # nothing computed or written
