@@ -271,3 +271,21 @@ def test_cli_fit_head_prints_model_id(split_folder, data_dir, capsys):
     )
     assert code == 0, err
     assert "head applied to the base index" in err  # derived, not re-embedded
+
+
+def test_bundled_head_matches_the_offline_model_and_is_an_honest_after(data_dir):
+    """The shipped Lite0 head loads (sha256-checked), was fitted on CIFAR-10 *train* only, and still
+    matches today's efficientnet_lite0 'fast' fingerprint: a change to its weights or preprocessing
+    must fail here instead of silently pairing a stale head with new vectors."""
+    pytest.importorskip("timm")
+    found = [(m, f, i) for m, f, i in adapt.saved_heads(data_dir) if f.parent == adapt.BUNDLED_HEADS]
+    assert len(found) == 1
+    model_id, folder, info = found[0]
+    assert model_id.startswith("efficientnet_lite0-logreg-")
+    assert info["training_collection"]["split"] == "train" and info["train_count"] == 50000
+    head = adapt.load_head(folder)
+    assert (head.input_dim, head.dim) == (1280, 10) and head.classes[3] == "cat"
+    lite0 = get_image_embedder("efficientnet_lite0").set_precision("fast")
+    assert info["base_fingerprint"] == json.loads(json.dumps(lite0.fingerprint()))
+    assert model_id in image_model_ids()  # usable as a model id without fitting anything
+    assert not adapt.heads_root(data_dir).exists()  # nothing written to the data dir
