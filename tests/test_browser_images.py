@@ -69,6 +69,18 @@ def test_click_an_image_shows_neighbours_with_scores(app_url, page):
     assert page.get_by_text("precision@10 for this query").is_visible()
     screenshot(page, "images_neighbours")
 
+    # Before / after: the bundled head (fitted on CIFAR-10 train) is an honest "after" for the sample
+    page.get_by_text("Before / after").first.click()
+    wait_for_app(page, expect_rerun=True)
+    assert_no_exception(page)
+    metrics = page.locator("[data-testid='stMetricLabel']").all_inner_texts()
+    assert metrics.count("precision@10") == 3, metrics  # base, + query expansion, logreg head
+    assert page.get_by_text("logreg head (cifar10 train)").first.is_visible()
+    assert page.get_by_text("query expansion").first.is_visible()
+    marks = [c for c in neighbour_captions(page) if c.strip()[:1] in ("✓", "✗") and "·" in c]
+    assert len(marks) == 30, marks
+    screenshot(page, "images_before_after")
+
 
 def test_click_latency(app_url, page):
     """Time from a click on a gallery image to its neighbour grid on screen, over 20 clicks."""

@@ -374,9 +374,18 @@ def test_small_collections_cap_k_and_the_map(app_env, tiny_folders):
     show_query(at, ("id", 1))
     assert_clean(at)
     assert at.slider(key="image_k").max == 5 and "Top 5 neighbours" in all_text(at)
+    at.toggle(key="image_compare").set_value(True).run()  # every variant, k-reciprocal included
+    names = at.multiselect(key="image_variants").options
+    at.multiselect(key="image_variants").set_value(names).run()
+    assert_clean(at)
+    at.toggle(key="image_compare").set_value(False).run()
     at.segmented_control(key="image_view").set_value("How well are classes separated?").run()
     assert_clean(at)
     assert "Mean precision@5" in all_text(at)
+    at.toggle(key="category_compare").set_value(True).run()
+    at.multiselect(key="category_variants").set_value(names).run()
+    assert_clean(at)
+    at.toggle(key="category_compare").set_value(False).run()
 
     at.switch_page("pages/tsne.py").run()
     at.session_state["tsne_section"] = "Images"

@@ -48,7 +48,10 @@ def comparison_variants(
     embedder = load_image_embedder(model_id, precision)
     found = base_variants(index, embedder, data_dir)
     variants = [found[0]]
-    variants += [Variant(f"{found[0].name} + {m}", index, m) for m in RERANKINGS]
+    from embeddings.rerank import K1
+
+    usable = [m for m in RERANKINGS if m != "kreciprocal" or index.count > K1 + 1]  # it needs a k1-NN graph
+    variants += [Variant(f"{found[0].name} + {m}", index, m) for m in usable]
     variants += found[1:]
     for ft_id, note in finetuned:
         ft_index = load_index(source, split, fingerprint, ft_id, precision, data_dir)
@@ -83,7 +86,16 @@ def finetuned_models(settings: ImageSettings) -> tuple[list[tuple[str, str]], li
 
 
 def load_variants(settings: ImageSettings):
-    """The variants for the sidebar settings, with a note for fine-tuned indexes still building."""
+    """The variants for the sidebar settings, with a note for fine-tuned indexes still building;
+    a problem is shown and stops the page."""
+    try:
+        return _load_variants(settings)
+    except EmbeddingsError as exc:
+        st.error(f"The comparison could not be prepared: {exc}")
+        st.stop()
+
+
+def _load_variants(settings: ImageSettings):
     ready, jobs = finetuned_models(settings)
     for job in jobs:
         if job.state == "failed":
@@ -178,7 +190,22 @@ def per_class_comparison(settings: ImageSettings, k: int) -> None:
     if not chosen:
         st.info("Pick at least one variant.")
         return
-    table = variant_precision(
+    try:
+        table = _variant_table(settings, ready, chosen, k)
+    except EmbeddingsError as exc:
+        st.error(f"The variants could not be scored: {exc}")
+        return
+    labels = {v.name: variant_label(v.name) for v in chosen}
+    st.plotly_chart(variant_bars(table, k, labels), width="stretch")
+    frame = pd.DataFrame(table).set_index("class").rename(columns=labels)
+    st.dataframe(frame.style.format("{:.3f}"), width="stretch")
+    for v in chosen:
+        if v.note:
+            st.caption(f"{variant_label(v.name)}: :orange[{v.note}]")
+
+
+def _variant_table(settings: ImageSettings, ready, chosen, k: int) -> dict[str, list]:
+    return variant_precision(
         settings.source,
         settings.split,
         collection_fingerprint(settings.source, settings.split),
@@ -189,10 +216,3 @@ def per_class_comparison(settings: ImageSettings, k: int) -> None:
         tuple(v.name for v in chosen),
         k,
     )
-    labels = {v.name: variant_label(v.name) for v in chosen}
-    st.plotly_chart(variant_bars(table, k, labels), width="stretch")
-    frame = pd.DataFrame(table).set_index("class").rename(columns=labels)
-    st.dataframe(frame.style.format("{:.3f}"), width="stretch")
-    for v in chosen:
-        if v.note:
-            st.caption(f"{variant_label(v.name)}: :orange[{v.note}]")
