@@ -46,7 +46,7 @@ def main() -> None:
     show("local-raw", get_text_embedder("local-raw"))
     show("local (default: MiniLM half centred)", get_text_embedder("local"))
     for d in (0, 1, 2, 3, 5, 10):
-        show(f"local, whole vector centred, D={d}", PostProcessedTextEmbedder("local-raw", d))
+        show(f"local-raw, whole vector centred, D={d}", PostProcessedTextEmbedder("local-raw", d))
 
     words = sorted({w for s in SETS for a, b, _ in pairs[s] for w in (a, b)})
     row = {w: i for i, w in enumerate(words)}

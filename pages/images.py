@@ -11,7 +11,6 @@ from ui.image_charts import (
     CIFAR_VEHICLES,
     clicked_id,
     confusion_figure,
-    gallery_figure,
     group_purity,
     precision_bars,
     worst_confusions,
@@ -21,6 +20,7 @@ from ui.image_controls import current_image_settings
 from ui.image_data import (
     collection_fingerprint,
     current_data_dir,
+    gallery_spec,
     load_image_embedder,
     retrieval_scores,
     thumbnails,
@@ -83,10 +83,9 @@ def gallery(ids_all: np.ndarray) -> None:
     pages = max(1, -(-len(ids) // PAGE_SIZE))
     page = c3.number_input(f"Page (of {pages})", 1, pages, key="gallery_page", step=1)
     shown = [int(i) for i in ids[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]]
-    thumbs = thumbnails(settings.source, settings.split, fp, tuple(shown), 96)
-    captions = [f"#{i} {class_name(index, i) or ''} — click to search" for i in shown]
+    captions = tuple(f"#{i} {class_name(index, i) or ''} — click to search" for i in shown)
     event = st.plotly_chart(
-        gallery_figure(thumbs, shown, captions, COLUMNS),
+        gallery_spec(settings.source, settings.split, fp, tuple(shown), captions, COLUMNS),
         on_select="rerun",
         selection_mode="points",
         key=f"gallery_{chosen}_{seed}_{page}",
@@ -167,7 +166,8 @@ def display_copy(image: np.ndarray) -> np.ndarray:
     return np.asarray(small)
 
 
-def results() -> None:
+def results() -> tuple[int, int] | None:
+    """The query and its neighbours; (query id, k) when the before/after comparison is switched on."""
     query = st.session_state.get(QUERY_KEY)
     if query is None:
         st.info("Pick a query: click an image in the gallery, or upload one.")
@@ -203,9 +203,8 @@ def results() -> None:
     )
     if compare:
         st.image(picture, caption=title, width=160)
-        variants = pick_variants(load_variants(settings), key="image_variants")
-        side_by_side(settings, variants, qid, k)
-        return
+        st.caption("The variants are compared below, across the page.")
+        return qid, k
     q1, q2 = st.columns([2, 3])
     q1.image(picture, caption=title, width="stretch")
     with q2:
@@ -284,4 +283,8 @@ else:
         if text_model is not None:
             text_query(text_model)
     with right:
-        results()
+        compared = results()
+    if compared is not None:
+        st.subheader("Before / after: the same query under each variant")
+        variants = pick_variants(load_variants(settings), key="image_variants")
+        side_by_side(settings, variants, *compared)

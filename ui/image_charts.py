@@ -28,6 +28,18 @@ def mosaic(thumbs: list[np.ndarray], columns: int, gap: int = 6, background: int
     return out
 
 
+def png_data_uri(image: np.ndarray) -> str:
+    """An H x W x 3 uint8 image as a ``data:image/png;base64,...`` URI."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buffer, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 def gallery_figure(
     thumbs: list[np.ndarray], ids: list[int], captions: list[str], columns: int = 6, gap: int = 6
 ) -> go.Figure:
@@ -39,7 +51,9 @@ def gallery_figure(
     h, w = thumbs[0].shape[:2]
     xs = [(i % columns) * (w + gap) + w / 2 for i in range(len(ids))]
     ys = [(i // columns) * (h + gap) + h / 2 for i in range(len(ids))]
-    fig = go.Figure(go.Image(z=tile, hoverinfo="skip"))
+    # The mosaic goes to the browser as one PNG data URI: as a ``z`` array it would be ~1.5 MB of
+    # JSON numbers for 24 tiles, rebuilt into pixels by plotly.js on every rerun.
+    fig = go.Figure(go.Image(source=png_data_uri(tile), hoverinfo="skip"))
     fig.add_trace(
         go.Scatter(
             x=xs,

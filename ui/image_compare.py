@@ -144,7 +144,8 @@ def side_by_side(settings: ImageSettings, variants, query_id: int, k: int) -> No
             if variant.note:
                 st.caption(f":orange[{variant.note}]")
             thumbs = thumbnails(settings.source, settings.split, fp, tuple(int(i) for i in result.ids), THUMB)
-            inner = st.columns(2)
+            per_row = max(2, min(5, 10 // len(variants)))
+            inner = st.columns(per_row)
             for n, (i, score, thumb) in enumerate(zip(result.ids, result.scores, thumbs, strict=True)):
                 same = None if result.same_class is None else bool(result.same_class[n])
                 mark = "" if same is None else ("✓ " if same else "✗ ")
@@ -153,7 +154,7 @@ def side_by_side(settings: ImageSettings, variants, query_id: int, k: int) -> No
                     if result.labels is not None
                     else f"#{int(i)}"
                 )
-                with inner[n % 2]:
+                with inner[n % per_row]:
                     st.image(framed(thumb, same, width=3), width="stretch")
                     st.caption(f"{mark}{label} · {score:.2f}")
 

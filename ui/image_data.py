@@ -170,3 +170,14 @@ def retrieval_scores(
     from embeddings.evaluation import evaluate_retrieval
 
     return evaluate_retrieval(load_index(source, split, fingerprint, model_id, precision, data_dir), k=k)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def gallery_spec(
+    source: str, split: str, fingerprint: str, ids: tuple[int, ...], captions: tuple[str, ...], columns: int
+) -> dict:
+    """The clickable gallery figure for images ``ids`` as a plotly dict (built once per page of ids)."""
+    from ui.image_charts import gallery_figure
+
+    thumbs = thumbnails(source, split, fingerprint, ids, 96)
+    return gallery_figure(thumbs, list(ids), list(captions), columns).to_dict()
