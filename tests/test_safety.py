@@ -37,7 +37,14 @@ TIMEOUT = 90
 SOURCES = sorted(
     [*(REPO / "embeddings").rglob("*.py"), *(REPO / "ui").rglob("*.py"), *(REPO / "pages").rglob("*.py")]
 ) + [REPO / "app.py"]
-TEXT_BOXES = {"words_input", "analogy_a", "analogy_b", "analogy_c", "tsne_groups"}  # none takes a path
+TEXT_BOXES = {
+    "words_input",
+    "analogy_a",
+    "analogy_b",
+    "analogy_c",
+    "tsne_groups",
+    "image_text_query",
+}  # none takes a path
 
 
 def canary() -> str:
