@@ -36,3 +36,4 @@ run $PY -m embeddings eval-images --data "$CIFAR" --split test --index-split tra
 run $PY benchmarks/bench_search_full.py --data "$CIFAR" --model efficientnet_lite0 --queries 1000
 echo "## app cold start and clicks (built index)"
 run $PY benchmarks/bench_app.py
+run $PY benchmarks/bench_rerun.py
