@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Measures every figure the README quotes. Needs the real data in ../shared (see README).
-# Usage: bash benchmarks/run_all.sh [log file]   (about 40 minutes on a 2-core laptop)
+# Usage: bash benchmarks/run_all.sh [log file]   (about 40 minutes on 2 cores, plus about 80 for fine-tuning and its evaluation)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
@@ -34,6 +34,22 @@ echo "## full index (train split, 50,000 images) and search latency"
 run $PY -m embeddings build-index --data "$CIFAR" --split train --model efficientnet_lite0
 run $PY -m embeddings eval-images --data "$CIFAR" --split test --index-split train --model efficientnet_lite0 --k 10
 run $PY benchmarks/bench_search_full.py --data "$CIFAR" --model efficientnet_lite0 --queries 1000
+echo "## better neighbours (test queries, train index); fine-tuning takes about 80 minutes on 2 cores"
+run $PY benchmarks/bench_textpost.py --wordsim "$WORDSIM"
+run $PY benchmarks/bench_better_neighbours.py heads --data "$CIFAR"
+run $PY benchmarks/bench_better_neighbours.py rerank --data "$CIFAR"
+run $PY -m embeddings eval-images --data sample --model efficientnet_lite0-logreg-d5e90d43 --k 10
+for rr in none aqe kreciprocal; do
+  run $PY -m embeddings eval-images --data sample --model efficientnet_lite0 --rerank $rr --k 10
+done
+for model in pixels efficientnet_lite0; do
+  run $PY -m embeddings eval-images --data "$CIFAR" --split test --index-split train --model $model --adapt head --k 10
+done
+run $PY -m embeddings finetune --data "$CIFAR" --model efficientnet_lite0 --resolution 128 --epochs 4
+for rr in none aqe kreciprocal; do
+  run $PY -m embeddings eval-images --data "$CIFAR" --split test --index-split train --model efficientnet_lite0 --adapt finetune --rerank $rr --k 10
+done
+
 echo "## app cold start and clicks (built index)"
 run $PY benchmarks/bench_app.py
 run $PY benchmarks/bench_rerun.py
