@@ -286,5 +286,5 @@ else:
         compared = results()
     if compared is not None:
         st.subheader("Before / after: the same query under each variant")
-        variants = pick_variants(load_variants(settings), key="image_variants")
+        variants = pick_variants(load_variants(settings)[0], key="image_variants")
         side_by_side(settings, variants, *compared)

@@ -85,32 +85,30 @@ def finetuned_models(settings: ImageSettings) -> tuple[list[tuple[str, str]], li
     return ready, jobs
 
 
-def load_variants(settings: ImageSettings):
-    """The variants for the sidebar settings, with a note for fine-tuned indexes still building;
-    a problem is shown and stops the page."""
+def load_variants(settings: ImageSettings) -> tuple[list, tuple]:
+    """``(variants, key)`` for the sidebar settings, where ``key`` is the argument tuple of
+    :func:`comparison_variants`; fine-tuned indexes still building get a note, and a problem is
+    shown and stops the page."""
     try:
-        return _load_variants(settings)
+        ready, jobs = finetuned_models(settings)
+        for job in jobs:
+            if job.state == "failed":
+                st.warning(f"The fine-tuned model's index could not be built: {job.error}")
+            else:
+                st.caption(f"{job.label}: {job.fraction:.0%} done; it joins the comparison when ready.")
+        key = (
+            settings.source,
+            settings.split,
+            collection_fingerprint(settings.source, settings.split),
+            settings.model_id,
+            settings.precision,
+            current_data_dir(),
+            tuple(ready),
+        )
+        return comparison_variants(*key), key
     except EmbeddingsError as exc:
         st.error(f"The comparison could not be prepared: {exc}")
         st.stop()
-
-
-def _load_variants(settings: ImageSettings):
-    ready, jobs = finetuned_models(settings)
-    for job in jobs:
-        if job.state == "failed":
-            st.warning(f"The fine-tuned model's index could not be built: {job.error}")
-        else:
-            st.caption(f"{job.label}: {job.fraction:.0%} done; it joins the comparison when ready.")
-    return comparison_variants(
-        settings.source,
-        settings.split,
-        collection_fingerprint(settings.source, settings.split),
-        settings.model_id,
-        settings.precision,
-        current_data_dir(),
-        tuple(ready),
-    )
 
 
 def pick_variants(variants, key: str) -> list:
@@ -185,14 +183,13 @@ def per_class_comparison(settings: ImageSettings, k: int) -> None:
 
     from ui.image_charts import variant_bars
 
-    ready, _ = finetuned_models(settings)
-    variants = load_variants(settings)
+    variants, key = load_variants(settings)
     chosen = pick_variants(variants, key="category_variants")
     if not chosen:
         st.info("Pick at least one variant.")
         return
     try:
-        table = _variant_table(settings, ready, chosen, k)
+        table = variant_precision(*key, tuple(v.name for v in chosen), k)
     except EmbeddingsError as exc:
         st.error(f"The variants could not be scored: {exc}")
         return
@@ -203,17 +200,3 @@ def per_class_comparison(settings: ImageSettings, k: int) -> None:
     for v in chosen:
         if v.note:
             st.caption(f"{variant_label(v.name)}: :orange[{v.note}]")
-
-
-def _variant_table(settings: ImageSettings, ready, chosen, k: int) -> dict[str, list]:
-    return variant_precision(
-        settings.source,
-        settings.split,
-        collection_fingerprint(settings.source, settings.split),
-        settings.model_id,
-        settings.precision,
-        current_data_dir(),
-        tuple(ready),
-        tuple(v.name for v in chosen),
-        k,
-    )
