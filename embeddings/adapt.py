@@ -46,7 +46,7 @@ from .errors import (
     StaleIndexError,
 )
 from .fileio import atomic_path, fingerprint, sha256_file, write_json_atomic
-from .images import ImageEmbedder, register_image_model
+from .images import ImageEmbedder, register_image_model, sync_saved_models
 from .mathops import normalize
 
 log = logging.getLogger(__name__)
@@ -514,13 +514,4 @@ def _register_head(folder: Path) -> None:
 
 def register_saved_models(data_dir=None) -> list[str]:
     """Register every saved head in the data dir as an image model id (and forget vanished ones)."""
-    from .images import IMAGE_MODELS
-
-    found = saved_heads(data_dir)
-    ids = {model_id for model_id, _, _ in found}
-    for model_id in [m for m in _DYNAMIC if m not in ids]:
-        IMAGE_MODELS.pop(model_id, None)
-        del _DYNAMIC[model_id]
-    for _, folder, _ in found:
-        _register_head(folder)
-    return sorted(ids)
+    return sync_saved_models(_DYNAMIC, saved_heads(data_dir), load_adapted_embedder)

@@ -36,6 +36,19 @@ def evaluate_retrieval(index, k: int = 10, queries=None, approximate: bool = Fal
     excluded). With ``queries`` (another labelled index over the same classes, e.g. the
     test split) every query item searches ``index`` (e.g. the train split).
     """
+    return evaluate_with(
+        index,
+        k,
+        queries,
+        neighbours=lambda ids: index.neighbours(ids, k, approximate=approximate),
+        search=lambda vectors: index.search(vectors, k, approximate=approximate),
+    )
+
+
+def evaluate_with(index, k: int, queries, neighbours, search, batch: int = QUERY_BATCH) -> RetrievalResult:
+    """The scoring loop of :func:`evaluate_retrieval` with pluggable search: ``neighbours(ids)``
+    (stored items, themselves excluded) and ``search(vectors)`` each return (ids, scores) of
+    ``k`` neighbours; used by the re-rankers too."""
     if index.labels is None:
         raise InvalidInputError("precision@k needs class labels; this collection has none")
     source = index if queries is None else queries
@@ -44,12 +57,12 @@ def evaluate_retrieval(index, k: int = 10, queries=None, approximate: bool = Fal
     if list(source.classes) != list(index.classes):
         raise InvalidInputError(f"class names differ: {source.classes} vs {index.classes}")
     found = np.empty((source.count, k), dtype=np.int64)
-    for start in range(0, source.count, QUERY_BATCH):
-        ids = np.arange(start, min(source.count, start + QUERY_BATCH))
+    for start in range(0, source.count, batch):
+        ids = np.arange(start, min(source.count, start + batch))
         if queries is None:
-            found[ids], _ = index.neighbours(ids, k, approximate=approximate)
+            found[ids], _ = neighbours(ids)
         else:
-            found[ids], _ = index.search(source.embeddings[ids], k, approximate=approximate)
+            found[ids], _ = search(source.embeddings[ids])
     return score_neighbours(found, source.labels, index.labels, index.classes)
 
 

@@ -41,7 +41,14 @@ from . import __version__
 from .config import data_dir as resolve_data_dir
 from .errors import InvalidInputError, ModelUnavailableError
 from .fileio import atomic_path, fingerprint, sha256_file, write_json_atomic
-from .images import ImageEmbedder, Preprocess, bf16_supported, register_image_model, require_torch
+from .images import (
+    ImageEmbedder,
+    Preprocess,
+    bf16_supported,
+    register_image_model,
+    require_torch,
+    sync_saved_models,
+)
 
 log = logging.getLogger(__name__)
 
@@ -612,13 +619,4 @@ def _register_run(folder: Path) -> None:
 
 def register_saved_models(data_dir=None) -> list[str]:
     """Register every finished fine-tuning run in the data dir as an image model id."""
-    from .images import IMAGE_MODELS
-
-    runs = saved_runs(data_dir)
-    ids = {model_id for model_id, _, _ in runs}
-    for model_id in [m for m in _DYNAMIC if m not in ids]:
-        IMAGE_MODELS.pop(model_id, None)
-        del _DYNAMIC[model_id]
-    for _, folder, _ in runs:
-        _register_run(folder)
-    return sorted(ids)
+    return sync_saved_models(_DYNAMIC, saved_runs(data_dir), FinetunedImageEmbedder)

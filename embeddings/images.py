@@ -254,6 +254,20 @@ def register_image_model(model_id: str, factory: ImageFactory) -> None:
     IMAGE_MODELS[model_id] = factory
 
 
+def sync_saved_models(registered: dict[str, str], found, factory) -> list[str]:
+    """Make the registry hold exactly the saved models ``found`` ((model id, folder, info) items):
+    register each as ``factory(folder)``, and drop ids in ``registered`` (id -> folder, owned by
+    the caller) whose folder has vanished. Returns the sorted ids."""
+    ids = {model_id for model_id, _, _ in found}
+    for model_id in [m for m in registered if m not in ids]:
+        IMAGE_MODELS.pop(model_id, None)
+        del registered[model_id]
+    for model_id, folder, _ in found:
+        register_image_model(model_id, lambda folder=folder: factory(folder))
+        registered[model_id] = str(folder)
+    return sorted(ids)
+
+
 def _register_builtin_image_models() -> None:
     from . import baselines, clip_backend, image_backends  # noqa: F401  (register on import)
     from .adapt import register_saved_models

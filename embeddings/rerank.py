@@ -356,20 +356,13 @@ def rerank_neighbours(index, ids, k: int, method: str = "none", **params):
 
 def evaluate_reranked(index, k: int = 10, method: str = "none", queries=None, batch: int = 2048, **params):
     """:func:`embeddings.evaluation.evaluate_retrieval` with re-ranking ``method``."""
-    from .evaluation import score_neighbours
+    from .evaluation import evaluate_with
 
-    if index.labels is None:
-        raise InvalidInputError("precision@k needs class labels; this collection has none")
-    source = index if queries is None else queries
-    if source.labels is None:
-        raise InvalidInputError("the query collection has no class labels")
-    if list(source.classes) != list(index.classes):
-        raise InvalidInputError(f"class names differ: {source.classes} vs {index.classes}")
-    found = np.empty((source.count, k), dtype=np.int64)
-    for start in range(0, source.count, batch):
-        ids = np.arange(start, min(source.count, start + batch))
-        if queries is None:
-            found[ids], _ = rerank_neighbours(index, ids, k, method, **params)
-        else:
-            found[ids], _ = rerank_search(index, source.embeddings[ids], k, method, **params)
-    return score_neighbours(found, source.labels, index.labels, index.classes)
+    return evaluate_with(
+        index,
+        k,
+        queries,
+        neighbours=lambda ids: rerank_neighbours(index, ids, k, method, **params),
+        search=lambda vectors: rerank_search(index, vectors, k, method, **params),
+        batch=batch,
+    )
