@@ -76,9 +76,13 @@ def screenshot_dir() -> Path:
 
 @contextlib.contextmanager
 def streamlit_server(
-    data_dir: Path, text_model: str, extra_env: dict[str, str] | None = None
+    data_dir: Path,
+    text_model: str,
+    extra_env: dict[str, str] | None = None,
+    cwd: Path = REPO,
+    log_name: str = "streamlit.log",
 ) -> Iterator[str]:
-    """Run ``streamlit run app.py`` on a free port; yields its URL and always stops it."""
+    """Run ``streamlit run app.py`` in ``cwd`` on a free port; yields its URL and always stops it."""
     port = free_port()
     env = {
         **os.environ,
@@ -92,7 +96,7 @@ def streamlit_server(
     for name in ("EMBEDDINGS_IMAGE_MODEL", "EMBEDDINGS_COLLECTION", "EMBEDDINGS_FOLDERS"):
         if name not in (extra_env or {}):
             env.pop(name, None)  # the app picks its embedded default: the bundled sample, offline models
-    log_path = data_dir / "streamlit.log"
+    log_path = data_dir / log_name
     cmd = [
         sys.executable, "-m", "streamlit", "run", "app.py",
         "--server.port", str(port),
@@ -103,7 +107,7 @@ def streamlit_server(
     ]  # fmt: skip
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -1,0 +1,141 @@
+"""Click latency in a real browser: this tree against a baseline commit, in the same run.
+
+Usage (from the repository root; needs chromium and playwright, and the sample index built in
+the data folder, e.g. ``python -m embeddings build-index --data sample``):
+
+    python benchmarks/bench_clicks.py [--clicks 40] [--baseline REV]
+
+Starts ``streamlit run app.py`` twice on the same data folder: once from this working tree and
+once from ``REV`` (default ``HEAD``, checked out into a temporary git worktree). One headless
+chromium tab per server opens Image search; the clicks then alternate between the two tabs
+(same gallery tiles, same order), so a change in the machine's load hits both alike. Each click
+is timed from the mouse click to the neighbour grid drawn (the run that draws it has ended),
+as in ``tests/test_browser_images.py::test_click_latency``. Prints p50/p90 per side, the
+websocket bytes per click, and as its last line ``ratio_p50=<baseline p50 / this p50>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.browser_support import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    VIEWPORT,
+    browser_text_model,
+    goto_page,
+    plotly_charts,
+    streamlit_server,
+    wait_for_app,
+)
+
+DONE_JS = (
+    "() => document.querySelector(\"[data-testid='stApp']\")"
+    ".getAttribute('data-test-script-state') === 'notRunning'"
+)
+
+
+@contextlib.contextmanager
+def worktree(rev: str):
+    """A temporary checkout of ``rev`` (removed afterwards)."""
+    path = Path(tempfile.mkdtemp(prefix="ee-baseline-"))
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", str(path), rev], cwd=REPO, check=True, capture_output=True
+    )
+    try:
+        yield path
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=REPO, check=False)
+
+
+class Side:
+    """One server and the tab that clicks in it."""
+
+    def __init__(self, name: str, browser, url: str):
+        self.name, self.url = name, url
+        self.context = browser.new_context(viewport=VIEWPORT)
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(600_000)
+        self.bytes_in = 0
+        self.page.on("websocket", self._watch)
+        goto_page(self.page, url, "images")
+        self.gallery = plotly_charts(self.page).first
+        self.gallery.wait_for(state="visible")
+        wait_for_app(self.page)
+        self.ids = self.gallery.locator(".js-plotly-plot").evaluate(
+            "el => Array.from(el.data[1].text, t => parseInt(t.slice(1)))"
+        )
+        self.latencies: list[float] = []
+        self.bytes: list[int] = []
+
+    def _watch(self, ws) -> None:
+        ws.on("framereceived", lambda payload: self._count(payload))
+
+    def _count(self, payload) -> None:
+        self.bytes_in += len(payload)
+
+    def click(self, tile: int) -> None:
+        wait_for_app(self.page, settle_ms=300)
+        before = self.bytes_in
+        start = time.perf_counter()
+        self.gallery.locator(".scatterlayer .trace .points path").nth(tile).click(force=True)
+        self.page.get_by_text(f"Query #{self.ids[tile]}").first.wait_for(state="visible")
+        self.page.wait_for_function(DONE_JS)
+        self.latencies.append(time.perf_counter() - start)
+        self.bytes.append(self.bytes_in - before)
+
+    def summary(self) -> str:
+        ms = sorted(x * 1000 for x in self.latencies)
+        p90 = ms[min(len(ms) - 1, int(0.9 * len(ms)))]
+        return (
+            f"{self.name:>9}: p50 {statistics.median(ms):.0f} ms, p90 {p90:.0f} ms, max {ms[-1]:.0f} ms "
+            f"over {len(ms)} clicks; websocket {statistics.median(self.bytes) / 1024:.0f} KB per click"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clicks", type=int, default=40, help="clicks per side")
+    parser.add_argument("--baseline", default="HEAD", help="git revision to compare with (default HEAD)")
+    parser.add_argument("--data-dir", default=None, help="data folder (default: the usual one)")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    from embeddings.config import data_dir
+
+    folder = Path(args.data_dir) if args.data_dir else data_dir()
+    model = browser_text_model()
+    with (
+        worktree(args.baseline) as base_repo,
+        streamlit_server(folder, model, cwd=base_repo, log_name="streamlit-baseline.log") as base_url,
+        streamlit_server(folder, model, log_name="streamlit-this.log") as this_url,
+        sync_playwright() as pw,
+    ):
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        sides = [Side(f"baseline ({args.baseline})", browser, base_url), Side("this tree", browser, this_url)]
+        for side in sides:
+            side.click(len(side.ids) - 1)  # warm-up click (first thumbnails, lazy chart code), not counted
+            side.latencies.clear()
+            side.bytes.clear()
+        for n in range(args.clicks):
+            for side in sides if n % 2 == 0 else sides[::-1]:
+                side.click(n % len(side.ids))
+        for side in sides:
+            print(side.summary())
+        base, this = (statistics.median(s.latencies) for s in sides)
+        browser.close()
+    print(f"ratio_p50={base / this:.2f}")
+
+
+if __name__ == "__main__":
+    main()
