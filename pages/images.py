@@ -272,9 +272,9 @@ def categories() -> None:
     )
 
 
-if view == "How well are classes separated?":
-    categories()
-else:
+@st.fragment
+def search_by_example() -> None:
+    """Gallery, query and neighbours: a fragment, so a click reruns only this part of the page."""
     left, right = st.columns([1, 1], gap="large")
     with left:
         st.subheader("Gallery")
@@ -288,3 +288,9 @@ else:
         st.subheader("Before / after: the same query under each variant")
         variants = pick_variants(load_variants(settings)[0], key="image_variants")
         side_by_side(settings, variants, *compared)
+
+
+if view == "How well are classes separated?":
+    categories()
+else:
+    search_by_example()

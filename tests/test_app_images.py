@@ -222,3 +222,13 @@ def test_clip_without_weights_is_explained_and_download_fails_cleanly(app_env, m
         at.run()
     assert not at.exception, at.exception
     assert "could not be opened" in text_of(at) and "offline: test" in text_of(at)
+
+
+def test_clicks_do_not_wait_for_a_forced_full_garbage_collection():
+    """Streamlit's post-run ``gc.collect(2)`` took about 250 ms per click with torch loaded: keep it off."""
+    import tomllib
+
+    config = tomllib.loads((Path(APP).parent / ".streamlit" / "config.toml").read_text())
+    assert config["runner"]["postScriptGC"] is False
+    launchers = [Path(APP).parent / "Makefile", *Path(APP).parent.glob(".ci/*")]
+    assert not any("postScriptGC" in path.read_text() for path in launchers if path.is_file())
