@@ -1,7 +1,7 @@
 """Click latency in a real browser: this tree against a baseline commit, in the same run.
 
-Usage (from the repository root; needs chromium and playwright, and the sample index built in
-the data folder, e.g. ``python -m embeddings build-index --data sample``):
+Usage (from the repository root; needs chromium and playwright; builds the sample index for
+the default image model first if the data folder lacks it):
 
     python benchmarks/bench_clicks.py [--clicks 40] [--baseline REV]
 
@@ -11,7 +11,8 @@ chromium tab per server opens Image search; the clicks then alternate between th
 (same gallery tiles, same order), so a change in the machine's load hits both alike. Each click
 is timed from the mouse click to the neighbour grid drawn (the run that draws it has ended),
 as in ``tests/test_browser_images.py::test_click_latency``. Prints p50/p90 per side, the
-websocket bytes per click, and as its last line ``ratio_p50=<baseline p50 / this p50>``.
+websocket bytes per click, each server's resident memory before and after the clicks, and
+as its last line ``ratio_p50=<baseline p50 / this p50>``.
 """
 
 from __future__ import annotations
@@ -58,6 +59,20 @@ def worktree(rev: str):
         subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=REPO, check=False)
 
 
+def resident_mb(url: str) -> int:
+    """Resident memory of the ``streamlit run`` process serving ``url`` (found by its port), in MB."""
+    port = url.rsplit(":", 1)[1]
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"streamlit" in b" ".join(cmdline) and port.encode() in cmdline:
+            status = (proc / "status").read_text()
+            return int(status.split("VmRSS:")[1].split()[0]) // 1024
+    return -1
+
+
 class Side:
     """One server and the tab that clicks in it."""
 
@@ -77,6 +92,7 @@ class Side:
         )
         self.latencies: list[float] = []
         self.bytes: list[int] = []
+        self.memory = [resident_mb(url)]
 
     def _watch(self, ws) -> None:
         ws.on("framereceived", lambda payload: self._count(payload))
@@ -99,7 +115,8 @@ class Side:
         p90 = ms[min(len(ms) - 1, int(0.9 * len(ms)))]
         return (
             f"{self.name:>9}: p50 {statistics.median(ms):.0f} ms, p90 {p90:.0f} ms, max {ms[-1]:.0f} ms "
-            f"over {len(ms)} clicks; websocket {statistics.median(self.bytes) / 1024:.0f} KB per click"
+            f"over {len(ms)} clicks; websocket {statistics.median(self.bytes) / 1024:.0f} KB per click; "
+            f"server memory {self.memory[0]:,} -> {resident_mb(self.url):,} MB resident"
         )
 
 
@@ -112,13 +129,22 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     from embeddings.config import data_dir
+    from embeddings.datasets import open_collection
+    from embeddings.image_backends import resolve_image_model
+    from embeddings.images import default_precision, get_image_embedder
+    from embeddings.index import get_or_build_index
 
     folder = Path(args.data_dir) if args.data_dir else data_dir()
+    model_id, _ = resolve_image_model()
+    embedder = get_image_embedder(model_id).set_precision(default_precision())
+    index, status = get_or_build_index(open_collection("sample"), embedder, folder)
+    print(f"index: {index.count} images, {model_id}, {status.action}; data dir {folder}")
     model = browser_text_model()
+    env = {"EMBEDDINGS_DATA_DIR": str(folder)}  # the servers' logs go to temporary folders
     with (
         worktree(args.baseline) as base_repo,
-        streamlit_server(folder, model, cwd=base_repo, log_name="streamlit-baseline.log") as base_url,
-        streamlit_server(folder, model, log_name="streamlit-this.log") as this_url,
+        streamlit_server(Path(tempfile.mkdtemp(prefix="ee-clicks-")), model, env, cwd=base_repo) as base_url,
+        streamlit_server(Path(tempfile.mkdtemp(prefix="ee-clicks-")), model, env) as this_url,
         sync_playwright() as pw,
     ):
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -127,6 +153,7 @@ def main() -> None:
             side.click(len(side.ids) - 1)  # warm-up click (first thumbnails, lazy chart code), not counted
             side.latencies.clear()
             side.bytes.clear()
+            side.memory = [resident_mb(side.url)]
         for n in range(args.clicks):
             for side in sides if n % 2 == 0 else sides[::-1]:
                 side.click(n % len(side.ids))

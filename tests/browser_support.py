@@ -80,7 +80,6 @@ def streamlit_server(
     text_model: str,
     extra_env: dict[str, str] | None = None,
     cwd: Path = REPO,
-    log_name: str = "streamlit.log",
 ) -> Iterator[str]:
     """Run ``streamlit run app.py`` in ``cwd`` on a free port; yields its URL and always stops it."""
     port = free_port()
@@ -96,7 +95,7 @@ def streamlit_server(
     for name in ("EMBEDDINGS_IMAGE_MODEL", "EMBEDDINGS_COLLECTION", "EMBEDDINGS_FOLDERS"):
         if name not in (extra_env or {}):
             env.pop(name, None)  # the app picks its embedded default: the bundled sample, offline models
-    log_path = data_dir / log_name
+    log_path = data_dir / "streamlit.log"
     cmd = [
         sys.executable, "-m", "streamlit", "run", "app.py",
         "--server.port", str(port),
