@@ -4,6 +4,8 @@ Usage (from the repository root; needs chromium and playwright; builds the sampl
 the default image model first if the data folder lacks it):
 
     python benchmarks/bench_clicks.py [--clicks 40] [--baseline REV]
+    python benchmarks/bench_clicks.py --collection ../shared/datasets/cifar10 --image-model pixels \
+        --baseline-data-dir /tmp/baseline-data   # a 10,000-image folder, each side with its own index
 
 Starts ``streamlit run app.py`` twice on the same data folder: once from this working tree and
 once from ``REV`` (default ``HEAD``, checked out into a temporary git worktree). One headless
@@ -125,6 +127,13 @@ def main() -> None:
     parser.add_argument("--clicks", type=int, default=40, help="clicks per side")
     parser.add_argument("--baseline", default="HEAD", help="git revision to compare with (default HEAD)")
     parser.add_argument("--data-dir", default=None, help="data folder (default: the usual one)")
+    parser.add_argument(
+        "--baseline-data-dir",
+        default=None,
+        help="a separate data folder for the baseline, when its index format differs (default: the same)",
+    )
+    parser.add_argument("--collection", default="sample", help="collection to open: sample or a folder path")
+    parser.add_argument("--image-model", default=None, help="image model id (default: the app's default)")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -135,15 +144,20 @@ def main() -> None:
     from embeddings.index import get_or_build_index
 
     folder = Path(args.data_dir) if args.data_dir else data_dir()
-    model_id, _ = resolve_image_model()
+    model_id = args.image_model or resolve_image_model()[0]
     embedder = get_image_embedder(model_id).set_precision(default_precision())
-    index, status = get_or_build_index(open_collection("sample"), embedder, folder)
-    print(f"index: {index.count} images, {model_id}, {status.action}; data dir {folder}")
+    index, status = get_or_build_index(open_collection(args.collection), embedder, folder)
+    print(f"index: {index.count} images of {args.collection}, {model_id}, {status.action}; data dir {folder}")
     model = browser_text_model()
-    env = {"EMBEDDINGS_DATA_DIR": str(folder)}  # the servers' logs go to temporary folders
+    # the servers' logs go to temporary folders; the baseline builds its index on first use if needed
+    env = {"EMBEDDINGS_DATA_DIR": str(folder), "EMBEDDINGS_COLLECTION": args.collection}
+    env["EMBEDDINGS_IMAGE_MODEL"] = model_id
+    base_env = {**env, "EMBEDDINGS_DATA_DIR": args.baseline_data_dir or str(folder)}
     with (
         worktree(args.baseline) as base_repo,
-        streamlit_server(Path(tempfile.mkdtemp(prefix="ee-clicks-")), model, env, cwd=base_repo) as base_url,
+        streamlit_server(
+            Path(tempfile.mkdtemp(prefix="ee-clicks-")), model, base_env, cwd=base_repo
+        ) as base_url,
         streamlit_server(Path(tempfile.mkdtemp(prefix="ee-clicks-")), model, env) as this_url,
         sync_playwright() as pw,
     ):

@@ -281,7 +281,8 @@ def source_fingerprint(
 ) -> str:
     """The fingerprint :func:`open_collection` would give, without decoding any image.
 
-    Cheap enough to call on every app rerun as a cache key (a folder is re-listed and stat'ed).
+    Cheap enough to call on every app rerun as a cache key: a folder is re-listed and stat'ed,
+    and only files whose size or mtime changed since the last call in this process are hashed.
     """
     if _is_named_source(source):
         key = source.strip().lower()
@@ -608,15 +609,40 @@ def _scan_folder(folder: Path, split: str):
         found, labels = loose, None
     paths = [p for p, _ in found]
     names = [n for _, n in found]
-    stats = []
-    for path, name in found:
-        try:
-            st = os.stat(path)
-            stats.append([name, st.st_size, st.st_mtime_ns])
-        except OSError:
-            stats.append([name, -1, -1])
-    fp = hash_parts("folder", split, classes, stats)
+    contents = [[name, *_file_digest(path)] for path, name in found]
+    fp = hash_parts("folder-content", split, classes, contents)
     return paths, names, labels, classes, notes, fp
+
+
+# path -> (size, mtime_ns, sha256 of the bytes): a file is hashed again only when its size or
+# mtime changes, so re-listing a folder costs a stat per file.
+_DIGESTS: dict[str, tuple[int, int, str]] = {}
+_DIGESTS_LOCK = threading.Lock()
+
+
+def _file_digest(path: str) -> tuple[int, str]:
+    """(size, sha256 of the contents) of a file; (-1, "") when it cannot be read.
+
+    Folder fingerprints hash contents, not modification times, so copying or touching a folder
+    keeps its indexes valid, while any changed byte still gives a new fingerprint.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return -1, ""
+    with _DIGESTS_LOCK:
+        known = _DIGESTS.get(path)
+    if known is not None and known[:2] == (st.st_size, st.st_mtime_ns):
+        return st.st_size, known[2]
+    try:
+        digest = sha256_file(path)
+        after = os.stat(path)
+    except OSError:
+        return -1, ""
+    if (after.st_size, after.st_mtime_ns) == (st.st_size, st.st_mtime_ns):  # not written meanwhile
+        with _DIGESTS_LOCK:
+            _DIGESTS[path] = (st.st_size, st.st_mtime_ns, digest)
+    return st.st_size, digest
 
 
 def _probe_size(path: str) -> tuple[int, int] | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -41,7 +40,7 @@ def _allowed_formats() -> list[str]:
 
 def is_image_filename(name: str | os.PathLike) -> bool:
     """True when ``name`` ends with an image extension that folder collections read."""
-    return Path(name).suffix.lower() in IMAGE_EXTENSIONS
+    return os.path.splitext(os.fspath(name))[1].lower() in IMAGE_EXTENSIONS  # no Path: 50,000 names a scan
 
 
 # ----------------------------------------------------------------------------- PIL -> array

@@ -153,6 +153,31 @@ def test_fingerprint_changes_when_a_file_changes(tmp_path):
     assert source_fingerprint(root) != changed.fingerprint()
 
 
+def test_fingerprint_follows_contents_not_modification_times(tmp_path, pixel_embedder, data_dir):
+    """Re-copying a folder (new mtimes, same bytes) keeps its index; a same-size edit does not."""
+    import shutil
+
+    from embeddings.index import get_or_build_index
+
+    root = make_class_folder(tmp_path / "f", per_class=2)
+    index, status = get_or_build_index(open_collection(root), pixel_embedder, data_dir)
+    assert status.action == "built"
+    first = index.manifest["key"]["collection"]["fingerprint"]
+    backup = tmp_path / "backup"
+    shutil.copytree(root, backup)
+    shutil.rmtree(root)
+    shutil.copytree(backup, root, copy_function=shutil.copyfile)  # new files, new mtimes
+    for path in root.rglob("*.png"):
+        set_mtime(path, path.stat().st_mtime_ns + 5_000_000_000)
+    assert source_fingerprint(root) == first
+    assert get_or_build_index(open_collection(root), pixel_embedder, data_dir)[1].action == "loaded"
+    target = root / "cat" / "000.png"
+    data = bytearray(target.read_bytes())
+    data[-5] ^= 0xFF  # same size, one byte different (inside the PNG's final chunk CRC)
+    target.write_bytes(bytes(data))
+    assert source_fingerprint(root) != first
+
+
 def test_fingerprint_does_not_depend_on_the_folder_location(tmp_path):
     a = make_class_folder(tmp_path / "a", per_class=2)
     fp = open_collection(a).fingerprint()

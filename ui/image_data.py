@@ -15,6 +15,7 @@ from embeddings.errors import CorruptIndexError, IndexNotBuiltError, StaleIndexE
 from ui.jobs import Job, JobRunner
 
 log = get_logger(__name__)  # Streamlit's logger: its lines reach the server log
+FINGERPRINT_TTL_S = 30
 
 
 @st.cache_resource(show_spinner=False)
@@ -58,8 +59,14 @@ def load_collection(source: str, split: str, fingerprint: str):
     return open_collection(source, split, download=False)
 
 
+@st.cache_data(ttl=FINGERPRINT_TTL_S, show_spinner=False)
 def collection_fingerprint(source: str, split: str) -> str:
-    """Cheap fingerprint of a source split, used as a cache key."""
+    """Fingerprint of a source split, used as a cache key; a folder is re-checked every 30 s.
+
+    Checking a folder stats every file (0.47 s for CIFAR-10's 50,000 training images), and one
+    click's rerun asks three times. Within the 30 s the app keeps using the snapshot it has,
+    whose index was checked against it: a change is seen up to 30 s later, never mixed up.
+    """
     from embeddings.datasets import source_fingerprint
 
     return source_fingerprint(source, split)
