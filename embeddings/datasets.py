@@ -282,7 +282,8 @@ def source_fingerprint(
     """The fingerprint :func:`open_collection` would give, without decoding any image.
 
     Cheap enough to call on every app rerun as a cache key: a folder is re-listed and stat'ed,
-    and only files whose size or mtime changed since the last call in this process are hashed.
+    and its files are hashed only when a name, size or mtime changed since the last call in
+    this process.
     """
     if _is_named_source(source):
         key = source.strip().lower()
@@ -609,40 +610,52 @@ def _scan_folder(folder: Path, split: str):
         found, labels = loose, None
     paths = [p for p, _ in found]
     names = [n for _, n in found]
-    contents = [[name, *_file_digest(path)] for path, name in found]
-    fp = hash_parts("folder-content", split, classes, contents)
+    fp = _content_fingerprint(found, split, classes)
     return paths, names, labels, classes, notes, fp
 
 
-# path -> (size, mtime_ns, sha256 of the bytes): a file is hashed again only when its size or
-# mtime changes, so re-listing a folder costs a stat per file.
-_DIGESTS: dict[str, tuple[int, int, str]] = {}
-_DIGESTS_LOCK = threading.Lock()
+# Folder fingerprints hash contents, not modification times, so copying or touching a folder
+# keeps its indexes valid while any changed byte gives a new fingerprint. Hashing every file
+# on every look would be slow, so the content fingerprint is remembered under a fingerprint
+# of the files' (name, size, mtime): a folder is hashed again only when one of those changed.
+# A few entries per folder looked at, not one per file: a million-image folder costs no memory.
+_CONTENT_BY_STATS: OrderedDict[str, str] = OrderedDict()
+_CONTENT_MEMO_SIZE = 32
+_CONTENT_LOCK = threading.Lock()
 
 
-def _file_digest(path: str) -> tuple[int, str]:
-    """(size, sha256 of the contents) of a file; (-1, "") when it cannot be read.
+def _stat_all(found: list[tuple[str, str]]) -> list[list]:
+    stats = []
+    for path, name in found:
+        try:
+            st = os.stat(path)
+            stats.append([name, st.st_size, st.st_mtime_ns])
+        except OSError:
+            stats.append([name, -1, -1])
+    return stats
 
-    Folder fingerprints hash contents, not modification times, so copying or touching a folder
-    keeps its indexes valid, while any changed byte still gives a new fingerprint.
-    """
-    try:
-        st = os.stat(path)
-    except OSError:
-        return -1, ""
-    with _DIGESTS_LOCK:
-        known = _DIGESTS.get(path)
-    if known is not None and known[:2] == (st.st_size, st.st_mtime_ns):
-        return st.st_size, known[2]
-    try:
-        digest = sha256_file(path)
-        after = os.stat(path)
-    except OSError:
-        return -1, ""
-    if (after.st_size, after.st_mtime_ns) == (st.st_size, st.st_mtime_ns):  # not written meanwhile
-        with _DIGESTS_LOCK:
-            _DIGESTS[path] = (st.st_size, st.st_mtime_ns, digest)
-    return st.st_size, digest
+
+def _content_fingerprint(found: list[tuple[str, str]], split: str, classes: list[str]) -> str:
+    """Fingerprint of the files' names, sizes and sha256s (hashed only when their stats changed)."""
+    stats_key = hash_parts("folder-stats", split, classes, _stat_all(found))
+    with _CONTENT_LOCK:
+        known = _CONTENT_BY_STATS.get(stats_key)
+        if known is not None:
+            _CONTENT_BY_STATS.move_to_end(stats_key)
+            return known
+    contents = []
+    for path, name in found:
+        try:
+            contents.append([name, os.path.getsize(path), sha256_file(path)])
+        except OSError:
+            contents.append([name, -1, ""])
+    fp = hash_parts("folder-content", split, classes, contents)
+    if hash_parts("folder-stats", split, classes, _stat_all(found)) == stats_key:  # none written meanwhile
+        with _CONTENT_LOCK:
+            _CONTENT_BY_STATS[stats_key] = fp
+            while len(_CONTENT_BY_STATS) > _CONTENT_MEMO_SIZE:
+                _CONTENT_BY_STATS.popitem(last=False)
+    return fp
 
 
 def _probe_size(path: str) -> tuple[int, int] | None:
