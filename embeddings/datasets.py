@@ -610,7 +610,7 @@ def _scan_folder(folder: Path, split: str):
         found, labels = loose, None
     paths = [p for p, _ in found]
     names = [n for _, n in found]
-    fp = _content_fingerprint(found, split, classes)
+    fp = _content_fingerprint(os.path.abspath(folder), found, split, classes)
     return paths, names, labels, classes, notes, fp
 
 
@@ -635,9 +635,12 @@ def _stat_all(found: list[tuple[str, str]]) -> list[list]:
     return stats
 
 
-def _content_fingerprint(found: list[tuple[str, str]], split: str, classes: list[str]) -> str:
-    """Fingerprint of the files' names, sizes and sha256s (hashed only when their stats changed)."""
-    stats_key = hash_parts("folder-stats", split, classes, _stat_all(found))
+def _content_fingerprint(folder: str, found: list[tuple[str, str]], split: str, classes: list[str]) -> str:
+    """Fingerprint of the files' names, sizes and sha256s (hashed only when their stats changed).
+
+    The memo key includes the folder's path, so a copy elsewhere is hashed on its own.
+    """
+    stats_key = hash_parts("folder-stats", folder, split, classes, _stat_all(found))
     with _CONTENT_LOCK:
         known = _CONTENT_BY_STATS.get(stats_key)
         if known is not None:
@@ -650,7 +653,9 @@ def _content_fingerprint(found: list[tuple[str, str]], split: str, classes: list
         except OSError:
             contents.append([name, -1, ""])
     fp = hash_parts("folder-content", split, classes, contents)
-    if hash_parts("folder-stats", split, classes, _stat_all(found)) == stats_key:  # none written meanwhile
+    if (
+        hash_parts("folder-stats", folder, split, classes, _stat_all(found)) == stats_key
+    ):  # none written meanwhile
         with _CONTENT_LOCK:
             _CONTENT_BY_STATS[stats_key] = fp
             while len(_CONTENT_BY_STATS) > _CONTENT_MEMO_SIZE:

@@ -178,6 +178,21 @@ def test_fingerprint_follows_contents_not_modification_times(tmp_path, pixel_emb
     assert source_fingerprint(root) != first
 
 
+def test_a_copy_with_the_same_stats_but_other_bytes_is_hashed_on_its_own(tmp_path):
+    import shutil
+
+    a = make_class_folder(tmp_path / "a", per_class=2)
+    b = tmp_path / "b"
+    shutil.copytree(a, b)  # copy2: same names, sizes and mtimes
+    target = b / "dog" / "001.png"
+    stat = target.stat()
+    data = bytearray(target.read_bytes())
+    data[-5] ^= 0xFF
+    target.write_bytes(bytes(data))
+    set_mtime(target, stat.st_mtime_ns)  # stats identical to a's file, bytes not
+    assert source_fingerprint(a) != source_fingerprint(b)
+
+
 def test_fingerprint_does_not_depend_on_the_folder_location(tmp_path):
     a = make_class_folder(tmp_path / "a", per_class=2)
     fp = open_collection(a).fingerprint()
