@@ -653,9 +653,8 @@ def _content_fingerprint(folder: str, found: list[tuple[str, str]], split: str, 
         except OSError:
             contents.append([name, -1, ""])
     fp = hash_parts("folder-content", split, classes, contents)
-    if (
-        hash_parts("folder-stats", folder, split, classes, _stat_all(found)) == stats_key
-    ):  # none written meanwhile
+    unchanged = hash_parts("folder-stats", folder, split, classes, _stat_all(found)) == stats_key
+    if unchanged:  # no file was written while it was hashed
         with _CONTENT_LOCK:
             _CONTENT_BY_STATS[stats_key] = fp
             while len(_CONTENT_BY_STATS) > _CONTENT_MEMO_SIZE:
