@@ -640,16 +640,17 @@ def _content_fingerprint(folder: str, found: list[tuple[str, str]], split: str, 
 
     The memo key includes the folder's path, so a copy elsewhere is hashed on its own.
     """
-    stats_key = hash_parts("folder-stats", folder, split, classes, _stat_all(found))
+    stats = _stat_all(found)
+    stats_key = hash_parts("folder-stats", folder, split, classes, stats)
     with _CONTENT_LOCK:
         known = _CONTENT_BY_STATS.get(stats_key)
         if known is not None:
             _CONTENT_BY_STATS.move_to_end(stats_key)
             return known
     contents = []
-    for path, name in found:
+    for (path, name), (_, size, _) in zip(found, stats, strict=True):
         try:
-            contents.append([name, os.path.getsize(path), sha256_file(path)])
+            contents.append([name, size, sha256_file(path) if size >= 0 else ""])
         except OSError:
             contents.append([name, -1, ""])
     fp = hash_parts("folder-content", split, classes, contents)
