@@ -46,7 +46,7 @@ from .errors import (
     StaleIndexError,
 )
 from .fileio import atomic_path, fingerprint, sha256_file, write_json_atomic
-from .images import ImageEmbedder, register_image_model, sync_saved_models
+from .images import ImageEmbedder, register_saved_model, sync_saved_models
 from .mathops import normalize
 
 log = logging.getLogger(__name__)
@@ -357,7 +357,7 @@ def get_or_fit_head(
         )
         save_head(head, folder)
     log.info("fitted %s head %s in %.1fs", method, fp, head.meta["fit_seconds"])
-    _register_head(folder)
+    register_saved_model(_DYNAMIC, adapted_model_id(base.model_id, method, fp), folder, load_adapted_embedder)
     return head, "fitted"
 
 
@@ -374,7 +374,7 @@ class AdaptedImageEmbedder(ImageEmbedder):
             )
         self.base = base
         self.head = head
-        self.model_id = adapted_model_id(base.model_id, head)
+        self.model_id = adapted_model_id(base.model_id, head.method, head.fingerprint)
         self.dim = head.dim
         self.batch_size = base.batch_size
         self.preprocess = base.preprocess
@@ -404,8 +404,9 @@ class AdaptedImageEmbedder(ImageEmbedder):
         return self.head.apply(self.base.embed(images, progress=progress))
 
 
-def adapted_model_id(base_model_id: str, head: ProjectionHead) -> str:
-    return f"{base_model_id}-{head.method}-{head.fingerprint[:8]}"
+def adapted_model_id(base_model_id: str, method: str, fingerprint: str) -> str:
+    """The image model id of a head: ``<base>-<method>-<first 8 characters of its fingerprint>``."""
+    return f"{base_model_id}-{method}-{fingerprint[:8]}"
 
 
 class _IndexCollection:
@@ -471,7 +472,7 @@ def _heads_in(root: Path) -> list[tuple[str, Path, dict]]:
     for info_path in root.glob("*/head.json"):
         try:
             info = json.loads(info_path.read_text(encoding="utf-8"))
-            model_id = f"{info['base_model']}-{info['method']}-{info['fingerprint'][:8]}"
+            model_id = adapted_model_id(info["base_model"], info["method"], info["fingerprint"])
             mtime = info_path.stat().st_mtime
         except (OSError, ValueError, KeyError):
             continue
@@ -500,16 +501,6 @@ def load_adapted_embedder(folder: str | os.PathLike) -> AdaptedImageEmbedder:
     if base_fp.get("precision"):
         base.set_precision(base_fp["precision"])
     return AdaptedImageEmbedder(base, head)
-
-
-def _register_head(folder: Path) -> None:
-    try:
-        info = json.loads((folder / "head.json").read_text(encoding="utf-8"))
-        model_id = f"{info['base_model']}-{info['method']}-{info['fingerprint'][:8]}"
-    except (OSError, ValueError, KeyError):
-        return
-    register_image_model(model_id, lambda folder=folder: load_adapted_embedder(folder))
-    _DYNAMIC[model_id] = str(folder)
 
 
 def register_saved_models(data_dir=None) -> list[str]:

@@ -45,7 +45,7 @@ from .images import (
     ImageEmbedder,
     Preprocess,
     bf16_supported,
-    register_image_model,
+    register_saved_model,
     require_torch,
     sync_saved_models,
 )
@@ -482,7 +482,7 @@ def _train_locked(
     for old in folder.glob("ckpt-*.safetensors"):
         old.unlink(missing_ok=True)
     (folder / "state.json").unlink(missing_ok=True)
-    _register_run(folder)
+    register_saved_model(_DYNAMIC, model_id, folder, FinetunedImageEmbedder)
     say(f"done: {model_id} after {(seconds_before + elapsed) / 60:.1f} min of training")
     return FinetuneResult(model_id, folder, True, total, total, elapsed, seconds_before + elapsed, accuracy)
 
@@ -601,20 +601,12 @@ def latest_finetuned(base_model_id: str, data_dir=None) -> str:
             f"`python -m embeddings finetune --data SOURCE --model {base_model_id}` first "
             "(an unfinished run continues when rerun)"
         )
-    _register_run(runs[0][1])
-    return runs[0][0]
+    model_id, folder, _ = runs[0]
+    register_saved_model(_DYNAMIC, model_id, folder, FinetunedImageEmbedder)
+    return model_id
 
 
 _DYNAMIC: dict[str, str] = {}
-
-
-def _register_run(folder: Path) -> None:
-    try:
-        model_id = json.loads((folder / "model.json").read_text(encoding="utf-8"))["model_id"]
-    except (OSError, ValueError, KeyError):
-        return
-    register_image_model(model_id, lambda folder=folder: FinetunedImageEmbedder(folder))
-    _DYNAMIC[model_id] = str(folder)
 
 
 def register_saved_models(data_dir=None) -> list[str]:

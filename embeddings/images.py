@@ -263,9 +263,15 @@ def sync_saved_models(registered: dict[str, str], found, factory) -> list[str]:
         IMAGE_MODELS.pop(model_id, None)
         del registered[model_id]
     for model_id, folder, _ in found:
-        register_image_model(model_id, lambda folder=folder: factory(folder))
-        registered[model_id] = str(folder)
+        register_saved_model(registered, model_id, folder, factory)
     return sorted(ids)
+
+
+def register_saved_model(registered: dict[str, str], model_id: str, folder, factory) -> None:
+    """Register one saved model (a head or fine-tuned run in ``folder``) as ``factory(folder)``
+    and record it in ``registered`` (id -> folder, owned by the caller)."""
+    register_image_model(model_id, lambda: factory(folder))
+    registered[model_id] = str(folder)
 
 
 def _register_builtin_image_models() -> None:
