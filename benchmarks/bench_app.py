@@ -21,9 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.browser_support import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
+    click_tile,
     plotly_charts,
     streamlit_server,
     wait_for_app,
+    wait_for_run_end,
 )
 
 
@@ -62,15 +64,12 @@ def main() -> None:
                 )
                 wait_for_app(page)
                 clicks = []
-                points = plotly_charts(page).first.locator(".scatterlayer .trace .points path")
+                gallery = plotly_charts(page).first
                 for n in range(20):
                     t0 = time.perf_counter()
-                    points.nth(n).click(force=True)
+                    click_tile(gallery, n)
                     page.wait_for_timeout(50)
-                    page.wait_for_function(
-                        "() => document.querySelector(\"[data-testid='stApp']\")"
-                        ".getAttribute('data-test-script-state') === 'notRunning'"
-                    )
+                    wait_for_run_end(page)
                     clicks.append(time.perf_counter() - t0)
                 print(
                     f"click -> neighbours: p50 {statistics.median(clicks) * 1000:.0f} ms, "

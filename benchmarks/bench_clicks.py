@@ -36,15 +36,13 @@ from tests.browser_support import (  # noqa: E402
     CHROMIUM_ARGS,
     VIEWPORT,
     browser_text_model,
+    click_tile,
+    gallery_ids,
     goto_page,
     plotly_charts,
     streamlit_server,
     wait_for_app,
-)
-
-DONE_JS = (
-    "() => document.querySelector(\"[data-testid='stApp']\")"
-    ".getAttribute('data-test-script-state') === 'notRunning'"
+    wait_for_run_end,
 )
 
 
@@ -89,9 +87,7 @@ class Side:
         self.gallery = plotly_charts(self.page).first
         self.gallery.wait_for(state="visible")
         wait_for_app(self.page)
-        self.ids = self.gallery.locator(".js-plotly-plot").evaluate(
-            "el => Array.from(el.data[1].text, t => parseInt(t.slice(1)))"
-        )
+        self.ids = gallery_ids(self.gallery)
         self.latencies: list[float] = []
         self.bytes: list[int] = []
         self.memory = [resident_mb(url)]
@@ -106,9 +102,9 @@ class Side:
         wait_for_app(self.page, settle_ms=300)
         before = self.bytes_in
         start = time.perf_counter()
-        self.gallery.locator(".scatterlayer .trace .points path").nth(tile).click(force=True)
+        click_tile(self.gallery, tile)
         self.page.get_by_text(f"Query #{self.ids[tile]}").first.wait_for(state="visible")
-        self.page.wait_for_function(DONE_JS)
+        wait_for_run_end(self.page)
         self.latencies.append(time.perf_counter() - start)
         self.bytes.append(self.bytes_in - before)
 

@@ -2,8 +2,9 @@
 
 Import the fixtures into a test module (``from browser_support import app_url, page``);
 ``app_url`` starts one server per module, ``page`` opens a fresh chromium tab per test.
-Helpers: :func:`goto_page`, :func:`wait_for_app`, :func:`assert_no_exception`,
-:func:`screenshot`, :func:`plotly_charts`.
+Helpers: :func:`goto_page`, :func:`wait_for_app`, :func:`wait_for_run_end`,
+:func:`assert_no_exception`, :func:`screenshot`, :func:`plotly_charts`, :func:`gallery_ids`,
+:func:`click_tile`.
 
 Environment:
 
@@ -243,6 +244,26 @@ def assert_no_exception(page) -> None:
 def plotly_charts(page):
     """Locator of the rendered plotly charts on the page."""
     return page.locator("[data-testid='stPlotlyChart']")
+
+
+def gallery_ids(gallery) -> list[int]:
+    """Image ids of the image page's clickable gallery tiles, in tile order (read from the figure)."""
+    return gallery.locator(".js-plotly-plot").evaluate(
+        "el => Array.from(el.data[1].text, t => parseInt(t.slice(1)))"
+    )
+
+
+def click_tile(gallery, n: int) -> None:
+    """Click the ``n``-th gallery tile (its invisible plotly marker)."""
+    gallery.locator(".scatterlayer .trace .points path").nth(n).click(force=True)
+
+
+def wait_for_run_end(page) -> None:
+    """Wait until the script run in progress has ended (no settling, unlike :func:`wait_for_app`)."""
+    page.wait_for_function(
+        "() => document.querySelector(\"[data-testid='stApp']\")"
+        ".getAttribute('data-test-script-state') === 'notRunning'"
+    )
 
 
 def screenshot(page, name: str) -> Path:

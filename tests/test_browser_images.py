@@ -12,10 +12,13 @@ import pytest
 
 from tests.browser_support import (
     assert_no_exception,
+    click_tile,
+    gallery_ids,
     goto_page,
     plotly_charts,
     screenshot,
     wait_for_app,
+    wait_for_run_end,
 )
 
 pytestmark = pytest.mark.browser
@@ -31,17 +34,6 @@ def open_gallery(page, app_url):
     wait_for_app(page)
     assert_no_exception(page)
     return gallery
-
-
-def gallery_ids(gallery) -> list[int]:
-    """Image ids of the clickable points, in tile order (read from the plotly figure in the page)."""
-    return gallery.locator(".js-plotly-plot").evaluate(
-        "el => Array.from(el.data[1].text, t => parseInt(t.slice(1)))"
-    )
-
-
-def click_tile(gallery, n: int) -> None:
-    gallery.locator(".scatterlayer .trace .points path").nth(n).click(force=True)
 
 
 def neighbour_captions(page) -> list[str]:
@@ -92,10 +84,7 @@ def test_click_latency(app_url, page):
         start = time.perf_counter()
         click_tile(gallery, tile)
         page.get_by_text(f"Query #{ids[tile]}").first.wait_for(state="visible", timeout=60_000)
-        page.wait_for_function(  # the run that draws the neighbour grid has finished
-            "() => document.querySelector(\"[data-testid='stApp']\")"
-            ".getAttribute('data-test-script-state') === 'notRunning'"
-        )
+        wait_for_run_end(page)  # the run that draws the neighbour grid has finished
         latencies.append(time.perf_counter() - start)
         wait_for_app(page, settle_ms=300)
     assert_no_exception(page)
