@@ -109,6 +109,11 @@ def framed(thumb: np.ndarray, same_class: bool | None, width: int = 5) -> np.nda
     return out
 
 
+def class_mark(same_class: bool | None) -> str:
+    """The caption prefix matching :func:`framed`: "✓ " same class, "✗ " another, "" unknown."""
+    return "" if same_class is None else ("✓ " if same_class else "✗ ")
+
+
 def precision_bars(per_class: dict[str, float], k: int, title: str = "") -> go.Figure:
     """Horizontal bars of precision@k per class, worst at the top."""
     items = sorted(per_class.items(), key=lambda kv: kv[1])

@@ -12,7 +12,7 @@ import numpy as np
 import streamlit as st
 
 from embeddings.errors import EmbeddingsError
-from ui.image_charts import framed
+from ui.image_charts import class_mark, framed
 from ui.image_controls import ImageSettings
 from ui.image_data import (
     collection_fingerprint,
@@ -146,7 +146,6 @@ def side_by_side(settings: ImageSettings, variants, query_id: int, k: int) -> No
             inner = st.columns(per_row)
             for n, (i, score, thumb) in enumerate(zip(result.ids, result.scores, thumbs, strict=True)):
                 same = None if result.same_class is None else bool(result.same_class[n])
-                mark = "" if same is None else ("✓ " if same else "✗ ")
                 label = (
                     variant.index.classes[int(result.labels[n])]
                     if result.labels is not None
@@ -154,7 +153,7 @@ def side_by_side(settings: ImageSettings, variants, query_id: int, k: int) -> No
                 )
                 with inner[n % per_row]:
                     st.image(framed(thumb, same, width=3), width="stretch")
-                    st.caption(f"{mark}{label} · {score:.2f}")
+                    st.caption(f"{class_mark(same)}{label} · {score:.2f}")
 
 
 @st.cache_data(show_spinner="Scoring every variant (re-ranking the whole collection once)…", max_entries=8)

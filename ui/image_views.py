@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from embeddings.errors import EmbeddingsError
-from ui.image_charts import clicked_id, framed, image_map_figure
+from ui.image_charts import class_mark, clicked_id, framed, image_map_figure
 from ui.image_controls import ImageSettings, current_image_settings
 from ui.image_data import (
     collection_fingerprint,
@@ -145,10 +145,9 @@ def neighbour_grid(
     for n, (i, score, thumb) in enumerate(zip(ids, scores, thumbs, strict=True)):
         label = class_name(index, int(i))
         same = None if (label is None or query_label is None) else label == query_label
-        mark = "" if same is None else ("✓ " if same else "✗ ")
         with cols[n % columns]:
             st.image(framed(thumb, same), width="stretch")
-            st.caption(f"{mark}{label or '#' + str(int(i))}  \ncos {score:.3f}")
+            st.caption(f"{class_mark(same)}{label or '#' + str(int(i))}  \ncos {score:.3f}")
 
 
 def precision_of(index, ids, query_label: str | None) -> float | None:
