@@ -33,10 +33,10 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     from embeddings.config import data_dir
-    from embeddings.datasets import open_collection
-    from embeddings.image_backends import resolve_image_model
-    from embeddings.images import default_precision, get_image_embedder
-    from embeddings.index import get_or_build_index
+    from embeddings.image.base import default_precision
+    from embeddings.image.collections import open_collection
+    from embeddings.index.service import get_or_build_index
+    from embeddings.registry import get_image_embedder, resolve_image_model
 
     model_id, _ = resolve_image_model()
     index, status = get_or_build_index(

@@ -24,11 +24,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from embeddings import adapt, rerank  # noqa: E402
-from embeddings.datasets import open_collection  # noqa: E402
-from embeddings.evaluation import evaluate_retrieval, score_neighbours  # noqa: E402
-from embeddings.images import get_image_embedder  # noqa: E402
-from embeddings.index import get_or_build_index  # noqa: E402
+from embeddings.adapt import heads as adapt
+from embeddings.image.collections import open_collection
+from embeddings.index import rerank
+from embeddings.index.evaluation import evaluate_retrieval, score_neighbours
+from embeddings.index.service import get_or_build_index
+from embeddings.registry import get_image_embedder
 
 
 def precision_at(

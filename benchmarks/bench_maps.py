@@ -25,11 +25,12 @@ def main() -> None:
 
     from sklearn.manifold import TSNE, trustworthiness
 
-    from embeddings.datasets import open_collection
-    from embeddings.images import default_precision, get_image_embedder
-    from embeddings.index import get_or_build_index
-    from embeddings.maps import fast_tsne
-    from embeddings.mathops import tsne as sklearn_small_tsne
+    from embeddings.core.projection import fast_tsne
+    from embeddings.core.projection import tsne as sklearn_small_tsne
+    from embeddings.image.base import default_precision
+    from embeddings.image.collections import open_collection
+    from embeddings.index.service import get_or_build_index
+    from embeddings.registry import get_image_embedder
 
     collection = open_collection(args.data, args.split)
     embedder = get_image_embedder(args.model).set_precision(default_precision())
@@ -53,8 +54,8 @@ def main() -> None:
         print(f"scikit-learn TSNE (Barnes-Hut, defaults): {slow_s:.1f} s  trustworthiness@10={slow_t:.4f}")
         print(f"speedup={slow_s / fast_s:.2f} trustworthiness_ratio={fast_t / slow_t:.4f}")
 
-    from embeddings.text import get_text_embedder
-    from embeddings.vocab import load_vocab
+    from embeddings.registry import get_text_embedder
+    from embeddings.text.vocab import load_vocab
 
     words = load_vocab()[:1000]
     embedder = get_text_embedder("local")

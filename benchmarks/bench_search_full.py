@@ -26,9 +26,11 @@ def main() -> None:
     import faiss
 
     from embeddings.bench import bench_search
-    from embeddings.datasets import open_collection
-    from embeddings.images import default_precision, get_image_embedder
-    from embeddings.index import ImageIndex, get_or_build_index
+    from embeddings.image.base import default_precision
+    from embeddings.image.collections import open_collection
+    from embeddings.index.service import get_or_build_index
+    from embeddings.index.store import ImageIndex
+    from embeddings.registry import get_image_embedder
 
     embedder = get_image_embedder(args.model).set_precision(default_precision())
     parts, seconds = [], 0.0

@@ -24,10 +24,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from embeddings.mathops import normalize  # noqa: E402
-from embeddings.text import get_text_embedder  # noqa: E402
-from embeddings.textpost import PostProcessedTextEmbedder, vocabulary_statistics  # noqa: E402
-from embeddings.wordeval import evaluate_words, load_pairs  # noqa: E402
+from embeddings.core.mathops import normalize
+from embeddings.models.local import PostProcessedTextEmbedder, vocabulary_statistics
+from embeddings.registry import get_text_embedder
+from embeddings.text.wordeval import evaluate_words, load_pairs
 
 SETS = ["EN-WS-353-ALL", "EN-WS-353-SIM", "EN-WS-353-REL", "EN-SIMLEX-999"]
 
@@ -46,7 +46,10 @@ def main() -> None:
     show("local-raw", get_text_embedder("local-raw"))
     show("local (default: MiniLM half centred)", get_text_embedder("local"))
     for d in (0, 1, 2, 3, 5, 10):
-        show(f"local-raw, whole vector centred, D={d}", PostProcessedTextEmbedder("local-raw", d))
+        show(
+            f"local-raw, whole vector centred, D={d}",
+            PostProcessedTextEmbedder(get_text_embedder("local-raw"), d),
+        )
 
     words = sorted({w for s in SETS for a, b, _ in pairs[s] for w in (a, b)})
     row = {w: i for i, w in enumerate(words)}

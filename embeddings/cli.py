@@ -14,10 +14,11 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import __version__
-from .adapt import DEFAULT_METHOD, HEAD_METHODS
+from .adapt.heads import DEFAULT_METHOD, HEAD_METHODS
+from .core.fingerprint import as_json
 from .errors import EmbeddingsError, InvalidInputError
-from .images import PRECISIONS
-from .rerank import KEPT_METHODS
+from .image.base import PRECISIONS
+from .index.rerank import KEPT_METHODS
 
 
 @contextmanager
@@ -45,7 +46,7 @@ def _say(message: str) -> None:
 
 
 def _open_collection(args):
-    from .datasets import default_source, open_collection
+    from .image.collections import default_source, open_collection
 
     source = args.data or default_source(args.data_dir)
     collection = open_collection(source, args.split, data_dir=args.data_dir)
@@ -55,7 +56,7 @@ def _open_collection(args):
 
 
 def _image_model_id(model_id: str | None, data_dir) -> str:
-    from .image_backends import resolve_image_model
+    from .registry import resolve_image_model
 
     if model_id is None:
         model_id, reason = resolve_image_model(data_dir=data_dir)
@@ -64,23 +65,24 @@ def _image_model_id(model_id: str | None, data_dir) -> str:
 
 
 def _image_embedder(model_id: str | None, data_dir, precision: str | None = None):
-    from .images import default_precision, get_image_embedder
+    from .image.base import default_precision
+    from .registry import get_image_embedder
 
     model_id = _image_model_id(model_id, data_dir)
     precision = precision or default_precision()
     _say(f"image model: {model_id}, {precision} inference")
-    return get_image_embedder(model_id).set_precision(precision)
+    return get_image_embedder(model_id, data_dir).set_precision(precision)
 
 
 def _index(args, split=None, model=None):
-    from .adapt import get_or_build_any_index
+    from .index.service import get_or_build_index
 
     if split is not None:
         args = argparse.Namespace(**{**vars(args), "split": split})
     collection = _open_collection(args)
     embedder = _image_embedder(model or args.model, args.data_dir, args.precision)
     with progress_bar(f"embedding {collection.describe()['split']}") as progress:
-        index, status = get_or_build_any_index(collection, embedder, args.data_dir, progress=progress)
+        index, status = get_or_build_index(collection, embedder, args.data_dir, progress=progress)
     note = f": {status.reason}" if status.reason else ""
     _say(f"index {status.action}{note} -> {index.path}")
     return collection, index
@@ -89,7 +91,7 @@ def _index(args, split=None, model=None):
 def cmd_build_index(args) -> int:
     _, index = _index(args)
     if args.approximate:
-        from .index import approximate_recall
+        from .index.store import approximate_recall
 
         recall = approximate_recall(index, k=10)
         print(f"approximate (HNSW) recall@10 against exact search: {recall:.4f}")
@@ -113,8 +115,8 @@ def cmd_search(args) -> int:
 
 
 def cmd_eval_words(args) -> int:
-    from .text import get_text_embedder
-    from .wordeval import evaluate_words, load_pairs
+    from .registry import get_text_embedder
+    from .text.wordeval import evaluate_words, load_pairs
 
     pairs = load_pairs(args.file)
     embedder = get_text_embedder(args.model)
@@ -124,10 +126,12 @@ def cmd_eval_words(args) -> int:
 
 
 def _fit_head(args, train_index, method: str):
-    from .adapt import AdaptedImageEmbedder, get_or_fit_head
+    from .adapt.heads import AdaptedImageEmbedder, get_or_fit_head
+    from .registry import refresh_saved_models
 
     base = _image_embedder(train_index.manifest["key"]["model"]["model_id"], args.data_dir, args.precision)
     head, how = get_or_fit_head(train_index, base, method, args.data_dir)
+    refresh_saved_models(args.data_dir)  # the new head is a model id from now on
     extra = f", train accuracy {head.meta['train_accuracy']:.3f}" if "train_accuracy" in head.meta else ""
     took = f" in {head.meta['fit_seconds']:.1f}s" if how == "fitted" else ""
     _say(f"{method} head {how}{took} ({head.dim}-d{extra}) -> {head.fingerprint}")
@@ -135,9 +139,7 @@ def _fit_head(args, train_index, method: str):
 
 
 def _finetuned_model(args) -> tuple[str, dict]:
-    import json
-
-    from .finetune import latest_finetuned, saved_runs
+    from .adapt.saved import latest_finetuned, saved_runs
 
     base = _image_model_id(args.model, args.data_dir)
     model_id = latest_finetuned(base, args.data_dir)
@@ -146,11 +148,11 @@ def _finetuned_model(args) -> tuple[str, dict]:
     _say(
         f"fine-tuned model: {model_id} (trained on {trained.get('name')} {trained.get('split')}, {info['train_count']} images)"
     )
-    return model_id, json.loads(json.dumps(trained))
+    return model_id, as_json(trained)
 
 
 def cmd_eval_images(args) -> int:
-    from .evaluation import evaluate_retrieval
+    from .index.evaluation import evaluate_retrieval
 
     different_splits = bool(args.index_split and args.index_split != (args.split or "test"))
     if args.adapt and not different_splits:
@@ -173,14 +175,14 @@ def cmd_eval_images(args) -> int:
                 f"{model} was trained on the query split itself; evaluate on another split"
             )
     if args.adapt == "head":
-        from .adapt import adapt_index
+        from .index.service import adapt_index
 
         adapted = _fit_head(args, index, args.head_method)
         index = adapt_index(index, adapted, args.data_dir)
         queries = adapt_index(queries, adapted, args.data_dir)
         _say(f"adapted model: {adapted.model_id} -> {index.path}")
     if args.rerank and args.rerank != "none":
-        from .rerank import evaluate_reranked
+        from .index.rerank import evaluate_reranked
 
         _say(f"re-ranking: {args.rerank}")
         result = evaluate_reranked(index, k=args.k, method=args.rerank, queries=queries)
@@ -202,12 +204,12 @@ def cmd_fit_head(args) -> int:
 def cmd_finetune(args) -> int:
     from tqdm import tqdm
 
-    from .finetune import FinetuneConfig, finetune
-    from .images import get_image_embedder
+    from .adapt.finetune import FinetuneConfig, finetune
+    from .registry import get_image_embedder, refresh_saved_models
 
     collection = _open_collection(args)
     model_id = _image_model_id(args.model, args.data_dir)
-    base = get_image_embedder(model_id)
+    base = get_image_embedder(model_id, args.data_dir)
     cfg = FinetuneConfig(
         resolution=args.resolution,
         epochs=args.epochs,
@@ -253,6 +255,7 @@ def cmd_finetune(args) -> int:
     finally:
         if bar is not None:
             bar.close()
+    refresh_saved_models(args.data_dir)  # a finished run is a model id from now on
     acc = "-" if result.train_accuracy is None else f"{result.train_accuracy:.4f}"
     status = "done" if result.done else "stopped (rerun the same command to continue)"
     print(
@@ -295,8 +298,7 @@ def cmd_bench_search(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from .images import image_model_ids
-    from .text import text_model_ids
+    from .registry import image_model_ids, text_model_ids
 
     print("text models: " + ", ".join(text_model_ids()))
     print("image models: " + ", ".join(image_model_ids()))

@@ -8,14 +8,15 @@ from pathlib import Path
 
 DATA_DIR_ENV = "EMBEDDINGS_DATA_DIR"
 REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DATA = Path(__file__).resolve().parent / "data"  # files shipped with the package
 SECRETS_FILE = REPO_ROOT / ".streamlit" / "secrets.toml"
 
 
-def data_dir(override: str | os.PathLike | None = None) -> Path:
+def data_dir(override: str | os.PathLike | None = None, create: bool = True) -> Path:
     """Return the data folder: ``override``, else ``$EMBEDDINGS_DATA_DIR``, else a per-user default.
 
     The default follows XDG: ``$XDG_CACHE_HOME/embedding-explorer`` or
-    ``~/.cache/embedding-explorer``. The folder is created if missing.
+    ``~/.cache/embedding-explorer``. The folder is created if missing (unless ``create=False``).
     """
     if override:
         path = Path(override)
@@ -25,7 +26,8 @@ def data_dir(override: str | os.PathLike | None = None) -> Path:
         base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
         path = Path(base) / "embedding-explorer"
     path = path.expanduser()
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 

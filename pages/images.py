@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from embeddings.errors import EmbeddingsError
-from embeddings.images import joint_text_model
+from embeddings.registry import joint_text_model
 from ui.image_charts import (
     CIFAR_VEHICLES,
     clicked_id,
@@ -101,7 +101,7 @@ def gallery(ids_all: np.ndarray) -> None:
 
 def upload() -> None:
     """Use an uploaded PNG/JPEG as the query (read in memory, never written to disk)."""
-    from embeddings.imageio import decode_image_bytes
+    from embeddings.image.io import decode_image_bytes
 
     file = st.file_uploader("…or upload your own image", type=["png", "jpg", "jpeg"], key="image_upload")
     if file is None:
@@ -155,7 +155,7 @@ def display_copy(image: np.ndarray) -> np.ndarray:
     """
     from PIL import Image
 
-    from embeddings.imageio import enlarge
+    from embeddings.image.io import enlarge
 
     if max(image.shape[:2]) < 224:
         return enlarge(image, 224)

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
+from embeddings.core.projection import DEFAULT_SEED
 from embeddings.errors import EmbeddingsError
-from embeddings.mathops import DEFAULT_SEED
 from ui import DEFAULT_GROUPS, cached, charts, clamp_perplexity, parse_groups, trimmed_items, unique_labels
 from ui.sidebar import current_text_model, require_router
 

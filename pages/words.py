@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from embeddings.errors import EmbeddingsError
-from embeddings.text import MAX_WORDS, parse_word_list
+from embeddings.text.base import MAX_WORDS, parse_word_list
 from ui import (
     CELL_TEXT_MAX,
     DEFAULT_WORDS,
@@ -180,7 +180,7 @@ def load_vocabulary(model_id: str) -> cached.Vocabulary | None:
 
 
 def analogy_tab(model_id: str) -> None:
-    from embeddings.vocab import analogy_words
+    from embeddings.text.vocab import analogy_words
 
     st.markdown(
         "Vector arithmetic on meanings: **a − b + c** asks *“what is to c as a is to b?”* "
@@ -219,7 +219,7 @@ def analogy_tab(model_id: str) -> None:
 
 
 def nearest_tab(model_id: str, items: list[str] | None) -> None:
-    from embeddings.vocab import nearest_words
+    from embeddings.text.vocab import nearest_words
 
     if not need(items, 1, "Nearest words"):
         return

@@ -21,8 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from embeddings.datasets import open_collection  # noqa: E402
-from embeddings.images import get_image_embedder  # noqa: E402
+from embeddings.image.collections import open_collection
+from embeddings.registry import get_image_embedder
 
 
 def precision_at_k(vectors: np.ndarray, labels: np.ndarray, k: int = 10) -> np.ndarray:

@@ -29,8 +29,8 @@ DEFAULT_MODELS = ["wordllama", "minilm", "local"]
 TIMING = """
 import json, statistics, sys, time
 t0 = time.perf_counter()
-from embeddings.text import get_text_embedder
-from embeddings.vocab import load_vocab
+from embeddings.registry import get_text_embedder
+from embeddings.text.vocab import load_vocab
 embedder = get_text_embedder(sys.argv[1])
 embedder.embed(["warm up"])
 load = time.perf_counter() - t0
@@ -67,8 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-timing", action="store_true", help="skip the load/embed timings")
     args = parser.parse_args(argv)
 
-    from embeddings.text import get_text_embedder
-    from embeddings.wordeval import evaluate_words, load_pairs
+    from embeddings.registry import get_text_embedder
+    from embeddings.text.wordeval import evaluate_words, load_pairs
 
     datasets = {name: load_pairs(args.dir / name) for name in args.files}
     header = ["model", *(f"{Path(n).stem} ({len(p)})" for n, p in datasets.items())]

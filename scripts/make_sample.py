@@ -26,9 +26,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from embeddings.datasets import SAMPLE_PATH, load_sample_arrays  # noqa: E402
-from embeddings.fileio import atomic_path, sha256_file  # noqa: E402
-from embeddings.imageio import decode_image_bytes, is_image_filename  # noqa: E402
+from embeddings.core.files import atomic_path
+from embeddings.core.fingerprint import sha256_file
+from embeddings.image.io import decode_image_bytes, is_image_filename
+from embeddings.image.sample import SAMPLE_PATH, load_sample_arrays
 
 
 def choose_files(folder: Path, per_class: int, seed: int) -> tuple[list[str], list[Path], list[int]]:

@@ -60,7 +60,7 @@ def browser_text_model() -> str:
     chosen = os.environ.get("BROWSER_TEXT_MODEL", "").strip()
     if chosen:
         return chosen
-    needed = ("embeddings.text_backends", "wordllama", "sentence_transformers", "all_minilm_l6_v2")
+    needed = ("embeddings.models.minilm", "wordllama", "sentence_transformers", "all_minilm_l6_v2")
     try:
         if all(importlib.util.find_spec(name) is not None for name in needed):
             return "local"

@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embeddings.baselines import PixelImageEmbedder
-from embeddings.fileio import fingerprint
+from embeddings.core.fingerprint import fingerprint
+from embeddings.models.baselines import PixelImageEmbedder
 from tests.browser_support import app_url, browser, page  # noqa: F401  (browser-test fixtures)
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (40, 50, 230)}
 
 
 class ArrayCollection:
-    """An in-memory labelled image collection with the same interface as embeddings.datasets."""
+    """An in-memory labelled image collection with the same interface as embeddings.image.collection.ImageCollection."""
 
     def __init__(self, images: np.ndarray, labels, classes, name="tiny", split="test", source="memory"):
         self.images = images
@@ -84,3 +84,16 @@ def colour_collection():
 @pytest.fixture
 def pixel_embedder():
     return PixelImageEmbedder()
+
+
+@pytest.fixture
+def add_model(request):
+    """Register a model for one test: ``add_model(model_id, factory, kind="text", **spec fields)``;
+    whatever it replaced (a built-in of the same id) is put back afterwards."""
+    from embeddings import registry
+
+    def add(model_id, factory, kind=registry.TEXT, description="a test model", **fields):
+        previous = registry.register(registry.ModelSpec(model_id, kind, factory, description, **fields))
+        request.addfinalizer(lambda: registry.unregister(model_id, restore=previous))
+
+    return add

@@ -111,13 +111,13 @@ def fake_cifar_archive(folder: Path, per_batch: int = 4, test_count: int = 6) ->
 
 
 def patch_cifar_checksums(monkeypatch, sums: dict[str, str], archive: Path) -> None:
-    """Point embeddings.datasets and torchvision's CIFAR10 at the fake archive's checksums."""
+    """Point embeddings.image.cifar and torchvision's CIFAR10 at the fake archive's checksums."""
     from torchvision.datasets import CIFAR10
 
-    from embeddings import datasets
+    from embeddings.image import cifar
 
-    monkeypatch.setattr(datasets, "CIFAR10_URL", archive.resolve().as_uri())
-    monkeypatch.setattr(datasets, "CIFAR10_MD5", sums["archive"])
+    monkeypatch.setattr(cifar, "CIFAR10_URL", archive.resolve().as_uri())
+    monkeypatch.setattr(cifar, "CIFAR10_MD5", sums["archive"])
     monkeypatch.setattr(
         CIFAR10, "train_list", [[f"data_batch_{b}", sums[f"data_batch_{b}"]] for b in range(1, 6)]
     )

@@ -8,12 +8,15 @@ import numpy as np
 import pytest
 from image_fixtures import make_class_folder
 
-from embeddings import adapt, cli
-from embeddings import index as idx
+from embeddings import cli
+from embeddings.adapt import heads as adapt
+from embeddings.adapt import saved
+from embeddings.core.mathops import normalize
 from embeddings.errors import InvalidInputError, ModelUnavailableError
-from embeddings.evaluation import evaluate_retrieval, score_neighbours
-from embeddings.images import get_image_embedder, image_model_ids
-from embeddings.mathops import normalize
+from embeddings.index import service
+from embeddings.index import store as idx
+from embeddings.index.evaluation import evaluate_retrieval, score_neighbours
+from embeddings.registry import get_image_embedder, image_model_ids
 from tests.conftest import ArrayCollection, make_colour_images
 
 
@@ -73,7 +76,7 @@ def _train_test(split_seed=0):
 
 def test_head_saved_under_fingerprint_and_reloaded(pixel_embedder, data_dir):
     train, _ = _train_test()
-    index, _ = idx.get_or_build_index(train, pixel_embedder, data_dir)
+    index, _ = service.get_or_build_index(train, pixel_embedder, data_dir)
     head, how = adapt.get_or_fit_head(index, pixel_embedder, "lda", data_dir)
     assert how == "fitted"
     folder = adapt.head_dir("pixels", "lda", head.fingerprint, data_dir)
@@ -100,9 +103,9 @@ def test_head_fingerprint_follows_training_embeddings(pixel_embedder, data_dir):
     train, _ = _train_test()
     other_train, _ = _train_test(split_seed=5)
     a, _ = adapt.get_or_fit_head(
-        idx.get_or_build_index(train, pixel_embedder, data_dir)[0], pixel_embedder, "lda"
+        service.get_or_build_index(train, pixel_embedder, data_dir)[0], pixel_embedder, "lda"
     )
-    other_index, _ = idx.get_or_build_index(
+    other_index, _ = service.get_or_build_index(
         ArrayCollection(
             other_train.images, other_train.labels, other_train.classes, name="other", split="train"
         ),
@@ -115,8 +118,8 @@ def test_head_fingerprint_follows_training_embeddings(pixel_embedder, data_dir):
 
 def test_adapted_embedder_and_index_without_reembedding(pixel_embedder, data_dir, monkeypatch):
     train, test = _train_test()
-    train_index, _ = idx.get_or_build_index(train, pixel_embedder, data_dir)
-    test_index, _ = idx.get_or_build_index(test, pixel_embedder, data_dir)
+    train_index, _ = service.get_or_build_index(train, pixel_embedder, data_dir)
+    test_index, _ = service.get_or_build_index(test, pixel_embedder, data_dir)
     head, _ = adapt.get_or_fit_head(train_index, pixel_embedder, "logreg", data_dir)
     adapted = adapt.AdaptedImageEmbedder(pixel_embedder, head)
     assert adapted.model_id == f"pixels-logreg-{head.fingerprint[:8]}"
@@ -127,32 +130,32 @@ def test_adapted_embedder_and_index_without_reembedding(pixel_embedder, data_dir
 
     calls = []
     monkeypatch.setattr(adapted.base, "embed", lambda *a, **k: calls.append(1))  # must not be needed
-    derived = adapt.adapt_index(test_index, adapted, data_dir)
+    derived = service.adapt_index(test_index, adapted, data_dir)
     assert not calls and derived.dim == head.dim and derived.count == len(test)
     np.testing.assert_allclose(derived.embeddings, direct, atol=1e-5)
     assert derived.manifest["derived_from"]["path"] == str(test_index.path)
     assert derived.manifest["key"]["model"]["head"]["fingerprint"] == head.fingerprint
     # the derived index is an ordinary index: it loads for (collection, adapted) and is reused
     assert idx.load_index(test, adapted, data_dir).count == len(test)
-    again, status = adapt.get_or_build_any_index(test, adapted, data_dir)
+    again, status = service.get_or_build_index(test, adapted, data_dir)
     assert status.action == "loaded"
-    result = evaluate_retrieval(adapt.adapt_index(train_index, adapted, data_dir), k=3, queries=derived)
+    result = evaluate_retrieval(service.adapt_index(train_index, adapted, data_dir), k=3, queries=derived)
     assert result.precision == pytest.approx(1.0)
 
 
 def test_get_or_build_any_index_derives_from_base(pixel_embedder, data_dir):
     train, test = _train_test()
-    train_index, _ = idx.get_or_build_index(train, pixel_embedder, data_dir)
+    train_index, _ = service.get_or_build_index(train, pixel_embedder, data_dir)
     head, _ = adapt.get_or_fit_head(train_index, pixel_embedder, "lda", data_dir)
     adapted = adapt.AdaptedImageEmbedder(pixel_embedder, head)
-    index, status = adapt.get_or_build_any_index(test, adapted, data_dir)
+    index, status = service.get_or_build_index(test, adapted, data_dir)
     assert status.action == "built" and "head" in status.reason
     assert idx.load_index(test, pixel_embedder, data_dir).count == len(test)  # base index built on the way
 
 
 def test_saved_heads_become_model_ids(pixel_embedder, data_dir, tmp_path, monkeypatch):
     train, test = _train_test()
-    index, _ = idx.get_or_build_index(train, pixel_embedder, data_dir)
+    index, _ = service.get_or_build_index(train, pixel_embedder, data_dir)
     head, _ = adapt.get_or_fit_head(index, pixel_embedder, "lda", data_dir)
     model_id = f"pixels-lda-{head.fingerprint[:8]}"
     assert model_id in image_model_ids()
@@ -167,14 +170,14 @@ def test_saved_heads_become_model_ids(pixel_embedder, data_dir, tmp_path, monkey
 
 def test_training_index_must_match_base(pixel_embedder, data_dir):
     train, _ = _train_test()
-    index, _ = idx.get_or_build_index(train, pixel_embedder, data_dir)
+    index, _ = service.get_or_build_index(train, pixel_embedder, data_dir)
     head, _ = adapt.get_or_fit_head(index, pixel_embedder, "lda", data_dir)
     adapted = adapt.AdaptedImageEmbedder(pixel_embedder, head)
-    adapted_index = adapt.adapt_index(index, adapted, data_dir)
+    adapted_index = service.adapt_index(index, adapted, data_dir)
     with pytest.raises(InvalidInputError, match="not built with"):
         adapt.get_or_fit_head(adapted_index, pixel_embedder, "lda", data_dir)
     with pytest.raises(InvalidInputError, match="not built with"):
-        adapt.adapt_index(adapted_index, adapted, data_dir)
+        service.adapt_index(adapted_index, adapted, data_dir)
 
 
 # ----------------------------------------------------------------------------- command line
@@ -278,7 +281,7 @@ def test_bundled_head_matches_the_offline_model_and_is_an_honest_after(data_dir)
     matches today's efficientnet_lite0 'fast' fingerprint: a change to its weights or preprocessing
     must fail here instead of silently pairing a stale head with new vectors."""
     pytest.importorskip("timm")
-    found = [(m, f, i) for m, f, i in adapt.saved_heads(data_dir) if f.parent == adapt.BUNDLED_HEADS]
+    found = [(m, f, i) for m, f, i in saved.saved_heads(data_dir) if f.parent == saved.BUNDLED_HEADS]
     assert len(found) == 1
     model_id, folder, info = found[0]
     assert model_id.startswith("efficientnet_lite0-logreg-")

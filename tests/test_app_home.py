@@ -6,8 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import embeddings.config
-from embeddings.baselines import HashingTextEmbedder
-from embeddings.text import TEXT_MODELS
+from embeddings.models.baselines import HashingTextEmbedder
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = ["pages/home.py", "pages/words.py", "pages/tsne.py", "pages/images.py"]
@@ -77,8 +76,8 @@ def test_key_from_secrets_file(app_env, monkeypatch):
     assert "sk-from-file-XYZ" not in text
 
 
-def test_sidebar_model_is_shared_across_pages(app_env, monkeypatch):
-    monkeypatch.setitem(TEXT_MODELS, "test-bigrams", lambda: HashingTextEmbedder(dim=256, n=2))
+def test_sidebar_model_is_shared_across_pages(app_env, add_model):
+    add_model("test-bigrams", lambda: HashingTextEmbedder(dim=256, n=2))
     at = run_app()
     assert at.session_state["text_model"] == "hashing"
     at.selectbox(key="text_model").set_value("test-bigrams").run()

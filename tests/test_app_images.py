@@ -131,10 +131,11 @@ def test_home_starts_the_build_in_the_background_then_reports_the_index(app_env)
 
 def _pixels_head(data_dir):
     """Build the sample's pixels index and fit an LDA head on its own labels (flagged as optimistic)."""
-    from embeddings.adapt import get_or_fit_head
-    from embeddings.datasets import open_collection
-    from embeddings.images import default_precision, get_image_embedder
-    from embeddings.index import get_or_build_index
+    from embeddings.adapt.heads import get_or_fit_head
+    from embeddings.image.base import default_precision
+    from embeddings.image.collections import open_collection
+    from embeddings.index.service import get_or_build_index
+    from embeddings.registry import get_image_embedder
 
     embedder = get_image_embedder("pixels").set_precision(default_precision())
     index, _ = get_or_build_index(open_collection("sample", "test"), embedder, data_dir)
@@ -173,15 +174,17 @@ def test_before_after_side_by_side_and_per_class_variants(app_env):
     assert head.fingerprint  # the head the page found is the one fitted above
 
 
-def test_text_query_for_a_joint_image_model(app_env, monkeypatch):
-    from embeddings import images, text
-    from embeddings.datasets import open_collection
+def test_text_query_for_a_joint_image_model(app_env, add_model):
+    from embeddings.image.collections import open_collection
+    from embeddings.models.baselines import PixelImageEmbedder
+    from embeddings.registry import get_image_embedder
+    from embeddings.text.base import TextEmbedder
 
     collection = open_collection("sample", "test")
     target = 123
-    pixels = images.get_image_embedder("pixels").embed([np.asarray(collection.get_images([target])[0])])
+    pixels = get_image_embedder("pixels").embed([np.asarray(collection.get_images([target])[0])])
 
-    class JointText(text.TextEmbedder):
+    class JointText(TextEmbedder):
         model_id = "fake-joint"
         dim = pixels.shape[1]
         description = "test: every text maps to image #123"
@@ -189,8 +192,8 @@ def test_text_query_for_a_joint_image_model(app_env, monkeypatch):
         def embed_batch(self, texts):
             return np.repeat(pixels, len(texts), axis=0)
 
-    monkeypatch.setitem(text.TEXT_MODELS, "fake-joint", JointText)
-    monkeypatch.setitem(images.JOINT_TEXT_MODELS, "pixels", "fake-joint")
+    add_model("fake-joint", JointText)
+    add_model("pixels", PixelImageEmbedder, kind="image", joint_text_model="fake-joint")
     at = open_ready("pages/images.py")
     at.text_input(key="image_text_query").input("a photo of a red truck").run()
     assert not at.exception, at.exception
@@ -204,8 +207,8 @@ def test_text_query_for_a_joint_image_model(app_env, monkeypatch):
 
 
 def test_clip_without_weights_is_explained_and_download_fails_cleanly(app_env, monkeypatch):
-    from embeddings import clip_backend
     from embeddings.errors import ModelUnavailableError
+    from embeddings.models import clip as clip_backend
 
     def offline(download=True, data_dir=None):
         raise ModelUnavailableError("CLIP weights are not cached and could not be downloaded (offline: test)")

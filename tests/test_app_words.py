@@ -8,9 +8,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import embeddings.config
-from embeddings.baselines import HashingTextEmbedder
 from embeddings.errors import AuthenticationError, RemoteServiceError
-from embeddings.text import MAX_WORDS, TEXT_MODELS
+from embeddings.models.baselines import HashingTextEmbedder
+from embeddings.text.base import MAX_TEXT_CHARS, MAX_WORDS
 from ui import similar_pairs, spearman, unique_labels
 from ui.charts import ranking_bars, similarity_heatmap, similarity_range
 
@@ -117,8 +117,8 @@ def test_very_long_phrase_is_embedded(app_env):
     assert len(labels) == 3 and any("20,000 chars" in label for label in labels)
 
 
-def test_long_phrase_trim_is_shown_for_openai_models(app_env, monkeypatch):
-    monkeypatch.setitem(TEXT_MODELS, "openai:test-fake", HashingTextEmbedder)
+def test_long_phrase_trim_is_shown_for_openai_models(app_env, add_model):
+    add_model("openai:test-fake", HashingTextEmbedder, needs_key=True, max_chars=MAX_TEXT_CHARS)
     at = words_page()
     at.selectbox(key="text_model").set_value("openai:test-fake").run()
     at.text_area(key="words_input").set_value("king, " + "x" * 20000).run()
@@ -174,8 +174,8 @@ def test_nearest_words(app_env):
     assert not table["king"].str.startswith("king ").any()  # the word itself is left out
 
 
-def test_compare_two_models(app_env, monkeypatch):
-    monkeypatch.setitem(TEXT_MODELS, "test-bigrams", lambda: HashingTextEmbedder(dim=256, n=2))
+def test_compare_two_models(app_env, add_model):
+    add_model("test-bigrams", lambda: HashingTextEmbedder(dim=256, n=2))
     at = words_page(tab="Compare two models")
     assert_clean(at)
     assert "compare_a" not in charts(at)  # nothing until a second model is chosen
@@ -188,11 +188,11 @@ def test_compare_two_models(app_env, monkeypatch):
     assert "Spearman" in rho.label and -1 <= float(rho.value) <= 1
 
 
-def test_model_errors_are_messages_with_a_hint(app_env, monkeypatch):
+def test_model_errors_are_messages_with_a_hint(app_env, add_model):
     def broken():
         raise AuthenticationError("OpenAI rejected the key (HTTP 401).")
 
-    monkeypatch.setitem(TEXT_MODELS, "openai:test-broken", broken)
+    add_model("openai:test-broken", broken, needs_key=True, max_chars=MAX_TEXT_CHARS)
     at = words_page()
     at.selectbox(key="text_model").set_value("openai:test-broken").run()
     assert not at.exception
@@ -200,7 +200,7 @@ def test_model_errors_are_messages_with_a_hint(app_env, monkeypatch):
     assert "local" in "\n".join(i.value for i in at.info)
 
 
-def test_failures_are_not_cached(app_env, monkeypatch):
+def test_failures_are_not_cached(app_env, add_model):
     calls = {"n": 0}
 
     class Flaky(HashingTextEmbedder):
@@ -210,7 +210,7 @@ def test_failures_are_not_cached(app_env, monkeypatch):
                 raise RemoteServiceError("OpenAI did not answer; try again in a minute.")
             return super().embed_batch(texts)
 
-    monkeypatch.setitem(TEXT_MODELS, "test-flaky", Flaky)
+    add_model("test-flaky", Flaky)
     at = words_page()
     at.selectbox(key="text_model").set_value("test-flaky").run()
     assert not at.exception and "try again" in at.error[0].value

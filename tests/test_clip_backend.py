@@ -9,10 +9,12 @@ import urllib.error
 import numpy as np
 import pytest
 
-from embeddings import clip_backend, image_backends
+from embeddings import registry
+from embeddings.core import downloads
 from embeddings.errors import ModelUnavailableError
-from embeddings.images import image_model_ids
-from embeddings.text import text_model_ids
+from embeddings.models import clip as clip_backend
+from embeddings.models import resnet as image_backends
+from embeddings.registry import image_model_ids, text_model_ids
 
 
 @pytest.fixture
@@ -22,11 +24,11 @@ def offline(monkeypatch):
     def fail(url, dest, expected=None, timeout=None):
         raise urllib.error.URLError(socket.gaierror(-3, "Temporary failure in name resolution"))
 
-    monkeypatch.setattr(image_backends, "download_file", fail)
+    monkeypatch.setattr(downloads, "download_file", fail)
     monkeypatch.setattr(clip_backend, "_hf_cached", lambda name: None)
-    image_backends.clear_download_failures()
+    downloads.clear_download_failures()
     yield
-    image_backends.clear_download_failures()
+    downloads.clear_download_failures()
 
 
 def test_registered():
@@ -47,7 +49,7 @@ def test_offline_without_weights_is_unavailable_with_reason(offline, data_dir):
 
 def test_resolve_falls_back_with_the_reason(offline, data_dir, monkeypatch):
     monkeypatch.setattr(image_backends, "resnet18_weights_path", lambda: data_dir / "no-resnet.pth")
-    model_id, reason = image_backends.resolve_image_model("clip", data_dir=data_dir)
+    model_id, reason = registry.resolve_image_model("clip", data_dir=data_dir)
     assert model_id == "efficientnet_lite0"
     assert reason.startswith("CLIP is unavailable") and "offline" in reason
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embeddings import adapt, compare
-from embeddings import index as idx
+from embeddings.adapt import heads as adapt
 from embeddings.errors import InvalidInputError
+from embeddings.index import compare, service
 from tests.conftest import ArrayCollection, make_colour_images
 
 
@@ -16,7 +16,7 @@ def _indexes(pixel_embedder, data_dir):
     train = ArrayCollection(images, labels, ["red", "green", "blue"], split="train")
     images, labels = make_colour_images(per_class=4, seed=1)
     test = ArrayCollection(images, labels, ["red", "green", "blue"], split="test")
-    return idx.get_or_build_index(train, pixel_embedder, data_dir)[0], idx.get_or_build_index(
+    return service.get_or_build_index(train, pixel_embedder, data_dir)[0], service.get_or_build_index(
         test, pixel_embedder, data_dir
     )[0]
 

@@ -20,17 +20,11 @@ from image_fixtures import (
     write_image,
 )
 
-from embeddings import datasets
-from embeddings.datasets import (
-    SAMPLE_PATH,
-    ImageCollection,
-    LazyFolderCollection,
-    default_source,
-    list_splits,
-    open_collection,
-    source_fingerprint,
-)
 from embeddings.errors import DatasetUnavailableError, InvalidInputError
+from embeddings.image import cifar, folders
+from embeddings.image.collection import ImageCollection, LazyFolderCollection
+from embeddings.image.collections import default_source, list_splits, open_collection, source_fingerprint
+from embeddings.image.sample import SAMPLE_PATH
 
 DESCRIBE_KEYS = {"name", "source", "split", "count", "classes", "fingerprint"}
 
@@ -157,7 +151,7 @@ def test_fingerprint_follows_contents_not_modification_times(tmp_path, pixel_emb
     """Re-copying a folder (new mtimes, same bytes) keeps its index; a same-size edit does not."""
     import shutil
 
-    from embeddings.index import get_or_build_index
+    from embeddings.index.service import get_or_build_index
 
     root = make_class_folder(tmp_path / "f", per_class=2)
     index, status = get_or_build_index(open_collection(root), pixel_embedder, data_dir)
@@ -220,7 +214,7 @@ def test_missing_and_empty_sources(tmp_path):
 
 
 def test_large_folder_is_read_lazily(tmp_path, monkeypatch):
-    monkeypatch.setattr(datasets, "EAGER_MAX_BYTES", 100)  # anything above 100 bytes is "large"
+    monkeypatch.setattr(folders, "EAGER_MAX_BYTES", 100)  # anything above 100 bytes is "large"
     root = make_class_folder(tmp_path / "big", per_class=3, size=16, ext=".jpg")
     (root / "cat" / "zz_cut.jpg").write_bytes(truncated_jpeg())  # header fine, data truncated
     (root / "dog" / "zz_text.jpg").write_text("not an image")  # header check fails: skipped up front
@@ -271,7 +265,7 @@ def test_sample_file_is_compact_and_has_no_pickles():
 
 
 def _offline(monkeypatch):
-    from embeddings import image_backends
+    from embeddings.core import downloads
 
     calls = []
 
@@ -279,7 +273,7 @@ def _offline(monkeypatch):
         calls.append(url)
         raise urllib.error.URLError(OSError("Name or service not known"))
 
-    monkeypatch.setattr(image_backends, "download_file", fail)
+    monkeypatch.setattr(downloads, "download_file", fail)
     return calls
 
 
@@ -329,7 +323,7 @@ def test_cifar10_download_extract_load_and_cache(tmp_path, monkeypatch):
 def test_cifar10_bad_checksum_is_refused(tmp_path, monkeypatch):
     archive, sums = fake_cifar_archive(tmp_path / "server")
     patch_cifar_checksums(monkeypatch, sums, archive)
-    monkeypatch.setattr(datasets, "CIFAR10_MD5", "0" * 32)
+    monkeypatch.setattr(cifar, "CIFAR10_MD5", "0" * 32)
     with pytest.raises(DatasetUnavailableError, match="checksum mismatch"):
         open_collection("cifar10", data_dir=tmp_path / "data")
     leftovers = list((tmp_path / "data" / "cifar10").iterdir())

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embeddings.embedding_cache import EmbeddingCache, default_cache_path, text_key
+from embeddings.text.cache import EmbeddingCache, default_cache_path, text_key
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -128,7 +128,7 @@ def test_threads_share_one_cache(tmp_path):
 WRITER = """
     import sys
     import numpy as np
-    from embeddings.embedding_cache import EmbeddingCache
+    from embeddings.text.cache import EmbeddingCache
     path, worker = sys.argv[1], int(sys.argv[2])
     cache = EmbeddingCache(path)
     for i in range(60):
@@ -160,7 +160,7 @@ def test_kill_mid_write_leaves_nothing_half_written(tmp_path):
         """
         import os, signal, sys, time
         import numpy as np
-        from embeddings.embedding_cache import EmbeddingCache, text_key
+        from embeddings.text.cache import EmbeddingCache, text_key
         cache = EmbeddingCache(sys.argv[1])
         conn = cache._open()
         conn.execute("BEGIN IMMEDIATE")

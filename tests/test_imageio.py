@@ -11,7 +11,7 @@ from image_fixtures import encode, png_header_claiming, rgb, solid, truncated_jp
 from PIL import Image
 
 from embeddings.errors import InvalidInputError
-from embeddings.imageio import (
+from embeddings.image.io import (
     decode_image_bytes,
     enlarge,
     is_image_filename,

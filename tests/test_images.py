@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from embeddings import images
 from embeddings.errors import InvalidInputError, UnknownModelError
-from embeddings.images import ImageEmbedder, Preprocess
+from embeddings.image import base as images
+from embeddings.image.base import ImageEmbedder, Preprocess
+from embeddings.registry import get_image_embedder
 
 
 class TinyConvEmbedder(ImageEmbedder):
@@ -74,5 +75,5 @@ def test_default_precision_env(monkeypatch):
 
 def test_unknown_image_model_lists_valid_ids():
     with pytest.raises(UnknownModelError) as err:
-        images.get_image_embedder("resnet1800")
+        get_image_embedder("resnet1800")
     assert "pixels" in str(err.value) and "valid ids" in str(err.value)

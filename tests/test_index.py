@@ -4,13 +4,14 @@ import multiprocessing as mp
 import numpy as np
 import pytest
 
-from embeddings import index as idx
 from embeddings.errors import CorruptIndexError, IndexNotBuiltError, InvalidInputError, StaleIndexError
+from embeddings.index import service
+from embeddings.index import store as idx
 from tests.conftest import ArrayCollection, make_colour_images
 
 
 def test_round_trip_and_search(colour_collection, pixel_embedder, data_dir):
-    built, status = idx.get_or_build_index(colour_collection, pixel_embedder, data_dir)
+    built, status = service.get_or_build_index(colour_collection, pixel_embedder, data_dir)
     assert status.action == "built"
     loaded = idx.load_index(colour_collection, pixel_embedder, data_dir)
     assert loaded.count == len(colour_collection) and loaded.dim == pixel_embedder.dim
@@ -27,12 +28,12 @@ def test_round_trip_and_search(colour_collection, pixel_embedder, data_dir):
     assert (ids != np.arange(loaded.count)[:, None]).all()  # self excluded
     assert (np.diff(scores, axis=1) <= 1e-6).all() and scores.max() <= 1.0
     # second call loads instead of building
-    _, status = idx.get_or_build_index(colour_collection, pixel_embedder, data_dir)
+    _, status = service.get_or_build_index(colour_collection, pixel_embedder, data_dir)
     assert status.action == "loaded"
 
 
 def test_search_many_queries_matches_bruteforce(colour_collection, pixel_embedder, data_dir):
-    index, _ = idx.get_or_build_index(colour_collection, pixel_embedder, data_dir)
+    index, _ = service.get_or_build_index(colour_collection, pixel_embedder, data_dir)
     queries = index.embeddings[[0, 7, 13]]
     ids, scores = index.search(queries, k=4)
     brute = queries @ index.embeddings.T
@@ -41,7 +42,7 @@ def test_search_many_queries_matches_bruteforce(colour_collection, pixel_embedde
 
 
 def test_bad_search_arguments(colour_collection, pixel_embedder, data_dir):
-    index, _ = idx.get_or_build_index(colour_collection, pixel_embedder, data_dir)
+    index, _ = service.get_or_build_index(colour_collection, pixel_embedder, data_dir)
     with pytest.raises(InvalidInputError, match="out of range"):
         index.neighbours([len(colour_collection)], k=3)
     with pytest.raises(InvalidInputError, match="out of range"):
@@ -60,12 +61,12 @@ def test_missing_index_raises(colour_collection, pixel_embedder, data_dir):
 
 
 def test_changed_collection_is_stale_and_rebuilt(colour_collection, pixel_embedder, data_dir):
-    idx.get_or_build_index(colour_collection, pixel_embedder, data_dir)
+    service.get_or_build_index(colour_collection, pixel_embedder, data_dir)
     images, labels = make_colour_images(seed=1)  # same name/size, different pixels
     changed = ArrayCollection(images, labels, colour_collection.classes)
     with pytest.raises(StaleIndexError, match="fingerprint"):
         idx.load_index(changed, pixel_embedder, data_dir)
-    index, status = idx.get_or_build_index(changed, pixel_embedder, data_dir)
+    index, status = service.get_or_build_index(changed, pixel_embedder, data_dir)
     assert status.action == "rebuilt" and "fingerprint" in status.reason
     assert idx.load_index(changed, pixel_embedder, data_dir).count == index.count
 
@@ -73,28 +74,28 @@ def test_changed_collection_is_stale_and_rebuilt(colour_collection, pixel_embedd
 def test_manifest_mismatch_other_model_or_version_triggers_rebuild(
     colour_collection, pixel_embedder, data_dir, monkeypatch
 ):
-    idx.get_or_build_index(colour_collection, pixel_embedder, data_dir)
+    service.get_or_build_index(colour_collection, pixel_embedder, data_dir)
     monkeypatch.setattr(idx, "__version__", "999.0")
     with pytest.raises(StaleIndexError, match="package_version"):
         idx.load_index(colour_collection, pixel_embedder, data_dir)
-    _, status = idx.get_or_build_index(colour_collection, pixel_embedder, data_dir)
+    _, status = service.get_or_build_index(colour_collection, pixel_embedder, data_dir)
     assert status.action == "rebuilt"
 
 
 @pytest.mark.parametrize("name", ["embeddings.npy", "index-flat.faiss", "labels.npy", "manifest.json"])
 def test_truncated_file_detected_and_rebuilt(colour_collection, pixel_embedder, data_dir, name):
-    index, _ = idx.get_or_build_index(colour_collection, pixel_embedder, data_dir)
+    index, _ = service.get_or_build_index(colour_collection, pixel_embedder, data_dir)
     path = index.path / name
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(CorruptIndexError):
         idx.load_index(colour_collection, pixel_embedder, data_dir)
-    rebuilt, status = idx.get_or_build_index(colour_collection, pixel_embedder, data_dir)
+    rebuilt, status = service.get_or_build_index(colour_collection, pixel_embedder, data_dir)
     assert status.action == "rebuilt"
     np.testing.assert_array_equal(rebuilt.embeddings, index.embeddings)
 
 
 def test_flipped_byte_detected(colour_collection, pixel_embedder, data_dir):
-    index, _ = idx.get_or_build_index(colour_collection, pixel_embedder, data_dir)
+    index, _ = service.get_or_build_index(colour_collection, pixel_embedder, data_dir)
     path = index.path / "embeddings.npy"
     data = bytearray(path.read_bytes())
     data[-3] ^= 0xFF
@@ -125,7 +126,7 @@ def test_interrupted_build_leaves_nothing_loadable(colour_collection, pixel_embe
 
 
 def test_failed_rebuild_keeps_previous_good_index(colour_collection, pixel_embedder, data_dir, monkeypatch):
-    good, _ = idx.get_or_build_index(colour_collection, pixel_embedder, data_dir)
+    good, _ = service.get_or_build_index(colour_collection, pixel_embedder, data_dir)
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -140,12 +141,12 @@ def test_failed_rebuild_keeps_previous_good_index(colour_collection, pixel_embed
 
 
 def _build_in_process(data_dir, queue):
-    from embeddings.baselines import PixelImageEmbedder
+    from embeddings.models.baselines import PixelImageEmbedder
     from tests.conftest import ArrayCollection, make_colour_images
 
     images, labels = make_colour_images(per_class=40)
     collection = ArrayCollection(images, labels, ["red", "green", "blue"])
-    index, status = idx.get_or_build_index(collection, PixelImageEmbedder(), data_dir)
+    index, status = service.get_or_build_index(collection, PixelImageEmbedder(), data_dir)
     queue.put((status.action, index.count))
 
 
@@ -165,7 +166,7 @@ def test_two_processes_building_at_once(data_dir):
 def test_approximate_index_recall(data_dir, pixel_embedder):
     images, labels = make_colour_images(per_class=100)
     collection = ArrayCollection(images, labels, ["red", "green", "blue"])
-    index, _ = idx.get_or_build_index(collection, pixel_embedder, data_dir)
+    index, _ = service.get_or_build_index(collection, pixel_embedder, data_dir)
     recall = idx.approximate_recall(index, k=10, n_queries=100)
     assert 0.9 <= recall <= 1.0
     reloaded = idx.load_index(collection, pixel_embedder, data_dir)  # hnsw file is in the manifest

@@ -1,16 +1,15 @@
 import numpy as np
 import pytest
 
-from embeddings import index as idx
-from embeddings import maps
 from embeddings.errors import InvalidInputError
+from embeddings.index import maps, service
 from tests.conftest import ArrayCollection, make_colour_images
 
 
 @pytest.fixture
 def colour_index(data_dir, pixel_embedder):
     images, labels = make_colour_images(per_class=30)
-    index, _ = idx.get_or_build_index(
+    index, _ = service.get_or_build_index(
         ArrayCollection(images, labels, ["r", "g", "b"]), pixel_embedder, data_dir
     )
     return index

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from embeddings import mathops as m
+from embeddings.core import mathops as m
+from embeddings.core import projection
 from embeddings.errors import InvalidInputError
 
 
@@ -56,33 +57,33 @@ def test_tsne_validates_perplexity_and_is_seeded():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(12, 5)).astype(np.float32)
     with pytest.raises(InvalidInputError, match="below the number of points"):
-        m.tsne(x, perplexity=12)
+        projection.tsne(x, perplexity=12)
     with pytest.raises(InvalidInputError, match="at least 2"):
-        m.tsne(x[:1], perplexity=0.5)
-    a = m.tsne(x, perplexity=5, seed=3)
-    b = m.tsne(x, perplexity=5, seed=3)
+        projection.tsne(x[:1], perplexity=0.5)
+    a = projection.tsne(x, perplexity=5, seed=3)
+    b = projection.tsne(x, perplexity=5, seed=3)
     np.testing.assert_array_equal(a, b)
-    assert a.shape == (12, 2) and m.tsne(x, perplexity=5, n_components=3).shape == (12, 3)
-    assert m.max_perplexity(12) == 11 and m.max_perplexity(1000) == 50
+    assert a.shape == (12, 2) and projection.tsne(x, perplexity=5, n_components=3).shape == (12, 3)
+    assert projection.max_perplexity(12) == 11 and projection.max_perplexity(1000) == 50
 
 
 def test_pca_projects_main_axis_and_handles_few_points():
     x = np.array([[0, 0, 0], [10, 0.1, 0], [20, -0.1, 0]], dtype=np.float32)
-    p = m.pca(x, 2)
+    p = projection.pca(x, 2)
     assert abs(p[2, 0] - p[0, 0]) == pytest.approx(20, rel=1e-3)
-    assert m.pca(x[:2], 3).shape == (2, 3)
+    assert projection.pca(x[:2], 3).shape == (2, 3)
     with pytest.raises(InvalidInputError):
-        m.pca(x[:1])
+        projection.pca(x[:1])
 
 
 def test_large_2d_tsne_uses_the_fast_path_and_keeps_clusters():
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(3, 64)) * 5
     x = np.concatenate([c + rng.normal(size=(150, 64)) for c in centres]).astype(np.float32)
-    assert len(x) > m.SKLEARN_TSNE_MAX
-    y = m.tsne(x, perplexity=30, seed=0)
+    assert len(x) > projection.SKLEARN_TSNE_MAX
+    y = projection.tsne(x, perplexity=30, seed=0)
     assert y.shape == (450, 2)
-    np.testing.assert_array_equal(y, m.tsne(x, perplexity=30, seed=0))  # seeded
+    np.testing.assert_array_equal(y, projection.tsne(x, perplexity=30, seed=0))  # seeded
     labels = np.repeat(np.arange(3), 150)
     means = np.stack([y[labels == c].mean(axis=0) for c in range(3)])
     spread = max(np.linalg.norm(y[labels == c] - means[c], axis=1).mean() for c in range(3))

@@ -12,11 +12,13 @@ import pytest
 from text_fixtures import TEST_KEY, FakeOpenAI, hash_vector
 
 from embeddings import config
-from embeddings import text_backends as tb
-from embeddings.embedding_cache import EmbeddingCache
+from embeddings.core.mathops import normalize
 from embeddings.errors import AuthenticationError, InvalidInputError, RemoteServiceError
-from embeddings.mathops import normalize
-from embeddings.text import MAX_TEXT_CHARS, get_text_embedder
+from embeddings.models import openai as tb
+from embeddings.registry import get_text_embedder
+from embeddings.text import base as textbase
+from embeddings.text.base import MAX_TEXT_CHARS
+from embeddings.text.cache import EmbeddingCache
 
 
 @pytest.fixture
@@ -186,8 +188,8 @@ def test_long_inputs_are_trimmed_and_reported(make):
     long_a = "a" * 5000 + " " + "b" * 5000
     long_b = long_a + " and more text that is cut off anyway"
     texts = ["short", long_a, long_b]
-    assert tb.trimmed_indices(texts) == [1, 2]
-    assert tb.trimmed_indices(["x" * MAX_TEXT_CHARS, "   "]) == []
+    assert textbase.trimmed_indices(texts) == [1, 2]
+    assert textbase.trimmed_indices(["x" * MAX_TEXT_CHARS, "   "]) == []
     vectors = embedder.embed(texts)
     sent = fake.inputs
     assert [len(t) for t in sent] == [5, MAX_TEXT_CHARS]  # long_b trims to the same text as long_a

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embeddings.datasets import open_collection
 from embeddings.errors import ModelUnavailableError
-from embeddings.images import get_image_embedder
+from embeddings.image.collections import open_collection
+from embeddings.registry import get_image_embedder
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,9 @@ import socket
 import numpy as np
 import pytest
 
-from embeddings import text_backends as tb
-from embeddings.text import get_text_embedder
+from embeddings.core import fingerprint as fp
+from embeddings.models import minilm, wordllama
+from embeddings.registry import get_text_embedder
 
 pytestmark = pytest.mark.slow
 
@@ -62,15 +63,15 @@ def test_real_model_offline(model_id, dim, no_network, data_dir):
 
 
 def test_minilm_extracts_the_packaged_model_with_a_checked_sha(no_network, data_dir):
-    origin, folder, sha = tb.minilm_source(str(data_dir))
+    origin, folder, sha = minilm.minilm_source(str(data_dir))
     if origin != "package":
         pytest.skip("the Hugging Face cache has the model; the packaged copy is not used")
-    path = tb.extract_minilm(data_dir)
+    path = minilm.extract_minilm(data_dir)
     assert str(path) == folder and path.parent == data_dir / "models"
-    assert tb.file_sha256(path / "model.safetensors") == tb.MINILM_WEIGHTS_SHA256 == sha
-    assert tb.MINILM_WEIGHTS_SHA256[:16] in tb.MiniLMEmbedder(data_dir).fingerprint()
+    assert fp.file_sha256(path / "model.safetensors") == minilm.MINILM_WEIGHTS_SHA256 == sha
+    assert minilm.MINILM_WEIGHTS_SHA256[:16] in minilm.MiniLMEmbedder(data_dir).fingerprint()
 
 
 def test_models_are_loaded_once_per_process(no_network, data_dir):
-    assert tb.load_wordllama() is tb.load_wordllama()
-    assert tb.load_minilm(data_dir) is tb.load_minilm(data_dir)
+    assert wordllama.load_wordllama() is wordllama.load_wordllama()
+    assert minilm.load_minilm(data_dir) is minilm.load_minilm(data_dir)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embeddings import rerank
+from embeddings.core.mathops import normalize
 from embeddings.errors import InvalidInputError
-from embeddings.evaluation import evaluate_retrieval
-from embeddings.index import write_index
-from embeddings.mathops import normalize
+from embeddings.index import rerank
+from embeddings.index.evaluation import evaluate_retrieval
+from embeddings.index.store import write_index
 from tests.conftest import ArrayCollection
 
 

@@ -24,11 +24,12 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import embeddings.config
+from embeddings.core.projection import check_perplexity, pca, tsne
 from embeddings.errors import InvalidInputError
-from embeddings.imageio import DEFAULT_MAX_PIXELS, decode_image_bytes
-from embeddings.images import Preprocess
-from embeddings.mathops import check_perplexity, pca, tsne
-from embeddings.text import MAX_TEXT_CHARS, MAX_WORDS, clean_text, get_text_embedder, parse_word_list
+from embeddings.image.base import Preprocess
+from embeddings.image.io import DEFAULT_MAX_PIXELS, decode_image_bytes
+from embeddings.registry import get_text_embedder
+from embeddings.text.base import MAX_TEXT_CHARS, MAX_WORDS, clean_text, parse_word_list
 from ui import clamp_perplexity, parse_groups
 
 pytestmark = pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # huge.png
@@ -492,7 +493,7 @@ def test_long_strips_are_resized_in_bounded_memory(monkeypatch):
     assert max(max(s) for s in sizes) <= 4 * 256  # was 2,560,000 x 256: about 8 GB of floats
     strip = rgb(100, 1500)  # moderate: the bounded path gives exactly the same pixels
     bounded = resnet_like([strip])
-    monkeypatch.setattr("embeddings.images.STRIP_SIDE_FACTOR", 10**9)
+    monkeypatch.setattr("embeddings.image.base.STRIP_SIDE_FACTOR", 10**9)
     assert (bounded == resnet_like([strip])).all()
 
 
@@ -541,16 +542,15 @@ def test_upload_of_a_non_image_with_an_image_name_shows_the_hint(app_env):
     assert "That file can't be used" in at.error[0].value and "photo.jpg" in at.error[0].value
 
 
-def test_uploaded_query_follows_an_image_model_switch(app_env, monkeypatch):
-    from embeddings.baselines import PixelImageEmbedder
-    from embeddings.images import IMAGE_MODELS
+def test_uploaded_query_follows_an_image_model_switch(app_env, add_model):
+    from embeddings.models.baselines import PixelImageEmbedder
 
     class Pixels8(PixelImageEmbedder):  # another cheap model, with another dimension (192)
         model_id = "pixels8"
         dim = 8 * 8 * 3
         preprocess = Preprocess(resize=8, crop=8, mean=(0.5,) * 3, std=(0.5,) * 3)
 
-    monkeypatch.setitem(IMAGE_MODELS, "pixels8", Pixels8)
+    add_model("pixels8", Pixels8, kind="image")
     at = upload(open_page("pages/images.py"), "mine.png", png(rgb(30, 30)))
     assert_clean(at)
     at.sidebar.selectbox(key="image_model").set_value("pixels8").run()  # was: "query vectors are 768-d"

@@ -29,7 +29,8 @@ from PIL import Image, PngImagePlugin
 from streamlit.testing.v1 import AppTest
 
 import embeddings.config
-import embeddings.datasets
+import embeddings.image.cifar
+import embeddings.image.collections
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")
@@ -258,7 +259,7 @@ def test_the_cifar10_archive_is_unpickled_only_after_its_checksums():
     """The one pickle read: torchvision's CIFAR10 on the official archive, md5-checked first."""
     from torchvision.datasets import CIFAR10
 
-    source = inspect.getsource(embeddings.datasets)
+    source = inspect.getsource(embeddings.image.cifar)
     readers = [call for call, func in calls(ast.parse(source)) if func.split(".")[-1] == "CIFAR10"]
     assert len(readers) == 1 and keyword(readers[0], "download") is False  # only files already checked
     assert 'expected=("md5", CIFAR10_MD5)' in source  # the archive is checked as it is downloaded
@@ -285,9 +286,9 @@ def test_folders_come_from_configuration_not_the_page(app_env, monkeypatch, tmp_
     folder = make_class_folder(tmp_path / "private-images")
     opened = []
     for name in ("open_collection", "list_splits", "source_fingerprint"):
-        real = getattr(embeddings.datasets, name)
+        real = getattr(embeddings.image.collections, name)
         monkeypatch.setattr(
-            embeddings.datasets,
+            embeddings.image.collections,
             name,
             lambda src, *a, _real=real, **k: opened.append(str(src)) or _real(src, *a, **k),
         )

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embeddings import textpost, vocab
-from embeddings.text import get_text_embedder, text_model_ids
-from embeddings.vocab import load_vocab, vocab_vectors
+from embeddings.models import local as textpost
+from embeddings.registry import get_text_embedder, text_model_ids
+from embeddings.text import vocab
+from embeddings.text.vocab import load_vocab, vocab_vectors
 
 REAL_VOCAB = vocab.VOCAB_FILE
 
@@ -25,7 +26,7 @@ def small_vocabulary(tmp_path, monkeypatch):
 
 def test_centring_and_directions_on_the_vocabulary(data_dir):
     base = get_text_embedder("hashing")
-    post = textpost.PostProcessedTextEmbedder("hashing", directions=2, data_dir=data_dir)
+    post = textpost.PostProcessedTextEmbedder(get_text_embedder("hashing"), directions=2, data_dir=data_dir)
     assert post.model_id == "hashing-abtt2" and post.dim == base.dim
     assert post.fingerprint() != base.fingerprint()
     mean, components = textpost.vocabulary_statistics(base, 2, data_dir)
@@ -42,18 +43,18 @@ def test_centring_and_directions_on_the_vocabulary(data_dir):
         assert set(arrays.files) == {"mean", "components"}
     # a second embedder reuses the saved statistics
     textpost._STATS.clear()
-    again = textpost.PostProcessedTextEmbedder("hashing", directions=2, data_dir=data_dir)
+    again = textpost.PostProcessedTextEmbedder(get_text_embedder("hashing"), directions=2, data_dir=data_dir)
     np.testing.assert_allclose(again.embed(words), vectors, atol=1e-6)
 
 
 def test_centred_only():
-    post = textpost.PostProcessedTextEmbedder("hashing", directions=0)
+    post = textpost.PostProcessedTextEmbedder(get_text_embedder("hashing"), directions=0)
     assert post.model_id == "hashing-centred"
     assert post.embed(["cat", "dog"]).shape == (2, 512)
 
 
 def test_default_local_is_the_centred_combination(data_dir):
-    from embeddings.mathops import normalize
+    from embeddings.core.mathops import normalize
 
     assert {"local", "local-raw"} <= set(text_model_ids())
     local, raw = get_text_embedder("local"), get_text_embedder("local-raw")

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from text_fixtures import HashEmbedder, TableEmbedder
 
-from embeddings import vocab
+from embeddings.core.files import save_npy_atomic
+from embeddings.core.mathops import normalize
 from embeddings.errors import InvalidInputError
-from embeddings.fileio import save_npy_atomic
-from embeddings.mathops import normalize
+from embeddings.text import vocab
 
 
 @pytest.fixture(autouse=True)

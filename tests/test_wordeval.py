@@ -8,7 +8,7 @@ import pytest
 from text_fixtures import TableEmbedder
 
 from embeddings.errors import InvalidInputError
-from embeddings.wordeval import WordEvalResult, evaluate_words, load_pairs
+from embeddings.text.wordeval import WordEvalResult, evaluate_words, load_pairs
 
 # four words on the unit circle at 0, 30, 60 and 90 degrees
 C30, S30 = math.cos(math.radians(30)), math.sin(math.radians(30))

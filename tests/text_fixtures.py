@@ -12,7 +12,7 @@ import json
 
 import numpy as np
 
-from embeddings.text import TextEmbedder
+from embeddings.text.base import TextEmbedder
 
 TEST_KEY = "sk-test-DO-NOT-LEAK-0123456789abcdef"
 

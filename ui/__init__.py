@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from embeddings.errors import InvalidInputError
-from embeddings.text import MAX_TEXT_CHARS, MAX_WORDS, normalize_text
+from embeddings.text.base import MAX_TEXT_CHARS, MAX_WORDS, normalize_text
 
 DEFAULT_WORDS = "king, queen, dog, cat, kitten, car, happy, joyful, sad"
 
@@ -38,7 +38,9 @@ def _clean(part: str) -> str:
 
 def is_openai_model(model_id: str) -> bool:
     """Whether ``model_id`` is served by the OpenAI API (needs a key, has a length limit)."""
-    return model_id.startswith("openai:")
+    from embeddings.registry import needs_key
+
+    return needs_key(model_id)
 
 
 def trimmed_items(model_id: str, items: list[str]) -> list[str]:
@@ -49,7 +51,7 @@ def trimmed_items(model_id: str, items: list[str]) -> list[str]:
     """
     if not is_openai_model(model_id):
         return []
-    from embeddings.text_backends import trimmed_indices
+    from embeddings.text.base import trimmed_indices
 
     return [short_label(items[i]) for i in trimmed_indices(items, MAX_TEXT_CHARS)]
 
@@ -193,7 +195,7 @@ def clamp_perplexity(requested: float, n_points: int) -> tuple[float, str | None
 
     t-SNE needs ``0 < perplexity < n_points``; we use at most ``min(50, n_points - 1)``.
     """
-    from embeddings.mathops import max_perplexity
+    from embeddings.core.projection import max_perplexity
 
     limit = max_perplexity(n_points)
     if requested <= limit:

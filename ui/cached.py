@@ -23,7 +23,8 @@ import streamlit as st
 from streamlit.logger import get_logger
 
 from embeddings.errors import AuthenticationError, EmbeddingsError, ModelUnavailableError, RemoteServiceError
-from embeddings.text import TextEmbedder, get_text_embedder
+from embeddings.registry import get_text_embedder
+from embeddings.text.base import TextEmbedder
 
 from . import is_openai_model
 
@@ -50,7 +51,7 @@ def text_map(
     model_id: str, texts: tuple[str, ...], method: str, n_components: int, perplexity: float, seed: int
 ) -> np.ndarray:
     """2-D or 3-D coordinates of ``texts`` embedded with ``model_id``: ``method`` is "t-SNE" or "PCA"."""
-    from embeddings.mathops import pca, tsne
+    from embeddings.core.projection import pca, tsne
 
     vectors = embed_texts(model_id, texts)
     if method == "PCA":
@@ -104,7 +105,7 @@ def vocabulary(model_id: str, progress: Progress | None = None) -> Vocabulary:
 
 
 def _build_vocabulary(model_id: str, progress: Progress | None) -> Vocabulary:
-    from embeddings import vocab
+    from embeddings.text import vocab
 
     words = vocab.load_vocab()
     vectors = vocab.vocab_vectors(load_text_embedder(model_id), progress=progress)

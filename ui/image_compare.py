@@ -42,13 +42,13 @@ def comparison_variants(
 ):
     """Variants for one index: base, base re-ranked, every saved projection head, and the
     fine-tuned models in ``finetuned`` (``(model id, note)`` pairs whose indexes are built)."""
-    from embeddings.compare import Variant, base_variants
+    from embeddings.index.compare import Variant, base_variants
 
     index = load_index(source, split, fingerprint, model_id, precision, data_dir)
     embedder = load_image_embedder(model_id, precision)
     found = base_variants(index, embedder, data_dir)
     variants = [found[0]]
-    from embeddings.rerank import K1
+    from embeddings.index.rerank import K1
 
     usable = [m for m in RERANKINGS if m != "kreciprocal" or index.count > K1 + 1]  # it needs a k1-NN graph
     variants += [Variant(f"{found[0].name} + {m}", index, m) for m in usable]
@@ -62,7 +62,7 @@ def comparison_variants(
 def finetuned_models(settings: ImageSettings) -> tuple[list[tuple[str, str]], list[Job]]:
     """The newest fine-tuned model for the sidebar's image model: ``([(id, note)] when its index
     over this split is ready, [its build job] while it is being built)``."""
-    from embeddings.finetune import saved_runs
+    from embeddings.adapt.saved import saved_runs
 
     try:
         runs = saved_runs(current_data_dir(), settings.model_id)[:1]
@@ -121,7 +121,7 @@ def pick_variants(variants, key: str) -> list:
 
 def side_by_side(settings: ImageSettings, variants, query_id: int, k: int) -> None:
     """The query's top-``k`` neighbours under each variant, in columns, with precision@k."""
-    from embeddings.compare import neighbours_side_by_side
+    from embeddings.index.compare import neighbours_side_by_side
 
     if not variants:
         st.info("Pick at least one variant.")
@@ -169,7 +169,7 @@ def variant_precision(
     k: int,
 ) -> dict[str, list]:
     """Per-class precision@k table (leave-one-out) for the named variants."""
-    from embeddings.compare import per_class_table, precision_by_variant
+    from embeddings.index.compare import per_class_table, precision_by_variant
 
     variants = comparison_variants(source, split, fingerprint, model_id, precision, data_dir, finetuned)
     chosen = [v for v in variants if v.name in names]

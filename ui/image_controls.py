@@ -28,7 +28,7 @@ class ImageSettings:
 def available_sources() -> list[str]:
     """``sample`` always; ``cifar10`` once downloaded; folders named in ``$EMBEDDINGS_FOLDERS``."""
     from embeddings.config import configured_folders
-    from embeddings.datasets import default_source
+    from embeddings.image.collections import default_source
 
     sources = ["sample"]
     if default_source() == "cifar10":
@@ -50,11 +50,12 @@ def _source_label(source: str) -> str:
 
 def image_model_choices() -> tuple[list[str], str, str]:
     """(model ids offered, default id, why that default)."""
-    from embeddings.images import image_model_ids
+    from embeddings.registry import image_model_ids, refresh_if_changed
     from ui.image_data import resolved_image_model
 
     default, reason = resolved_image_model()
     env = os.environ.get(IMAGE_MODEL_ENV, "").strip()
+    refresh_if_changed()  # a head or fine-tuned run saved since the last look (two stat calls)
     models = image_model_ids()
     if env in models:
         default, reason = env, f"set by the environment variable `{IMAGE_MODEL_ENV}`"
@@ -63,7 +64,7 @@ def image_model_choices() -> tuple[list[str], str, str]:
 
 def render_image_controls() -> None:
     """Draw the collection, split and image model selectors."""
-    from embeddings.datasets import list_splits
+    from embeddings.image.collections import list_splits
 
     sources = available_sources()
     env = os.environ.get(COLLECTION_ENV, "").strip()
@@ -92,7 +93,7 @@ def render_image_controls() -> None:
 
 def current_image_settings() -> ImageSettings:
     """The image settings chosen in the sidebar (defaults before the sidebar ran)."""
-    from embeddings.images import default_precision
+    from embeddings.image.base import default_precision
 
     models, default, reason = image_model_choices()
     model = st.session_state.get(IMAGE_MODEL_KEY) or default

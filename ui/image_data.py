@@ -27,7 +27,7 @@ def job_runner() -> JobRunner:
 @st.cache_data(ttl=600, show_spinner="Checking which image model is available…")
 def resolved_image_model(preferred: str = "resnet18") -> tuple[str, str]:
     """(model id, reason): ResNet18 when its weights can be had, else the offline fallback."""
-    from embeddings.image_backends import resolve_image_model
+    from embeddings.registry import resolve_image_model
 
     return resolve_image_model(preferred)
 
@@ -35,16 +35,15 @@ def resolved_image_model(preferred: str = "resnet18") -> tuple[str, str]:
 @st.cache_data(ttl=60, show_spinner=False)
 def unavailable_image_models() -> dict[str, str]:
     """{model id: reason} for image models that cannot be used yet without a download (CLIP offline)."""
-    from embeddings.clip_backend import clip_status
+    from embeddings.registry import unavailable_models
 
-    usable, reason = clip_status(download=False)
-    return {} if usable else {"clip": reason}
+    return unavailable_models()
 
 
 @st.cache_resource(show_spinner="Loading the image model…")
 def load_image_embedder(model_id: str, precision: str):
     """The image embedder for ``model_id`` at ``precision`` (one copy per process; logged)."""
-    from embeddings.images import get_image_embedder
+    from embeddings.registry import get_image_embedder
 
     embedder = get_image_embedder(model_id).set_precision(precision)
     log.info("loaded image model %s (%s)", model_id, precision)
@@ -54,7 +53,7 @@ def load_image_embedder(model_id: str, precision: str):
 @st.cache_resource(show_spinner="Opening the image collection…")
 def load_collection(source: str, split: str, fingerprint: str):
     """The collection; ``fingerprint`` (from ``source_fingerprint``) makes a changed folder reload."""
-    from embeddings.datasets import open_collection
+    from embeddings.image.collections import open_collection
 
     return open_collection(source, split, download=False)
 
@@ -67,7 +66,7 @@ def collection_fingerprint(source: str, split: str) -> str:
     full rerun of the image page asks three times (a click's fragment rerun once). Within the 30 s the app keeps using the snapshot it has,
     whose index was checked against it: a change is seen up to 30 s later, never mixed up.
     """
-    from embeddings.datasets import source_fingerprint
+    from embeddings.image.collections import source_fingerprint
 
     return source_fingerprint(source, split)
 
@@ -75,7 +74,7 @@ def collection_fingerprint(source: str, split: str) -> str:
 @st.cache_resource(show_spinner="Loading the index…", max_entries=4)
 def load_index(source: str, split: str, fingerprint: str, model_id: str, precision: str, data_dir: str):
     """The verified on-disk index; raises IndexNotBuiltError/StaleIndexError/CorruptIndexError."""
-    from embeddings.index import load_index as load
+    from embeddings.index.store import load_index as load
 
     collection = load_collection(source, split, fingerprint)
     index = load(collection, load_image_embedder(model_id, precision), data_dir)
@@ -115,7 +114,7 @@ def start_build(source: str, split: str, model_id: str, precision: str) -> Job:
     key = f"index:{data_dir}:{source}:{split}:{fingerprint}:{model_id}:{precision}"
 
     def build(progress):
-        from embeddings.index import get_or_build_index
+        from embeddings.index.service import get_or_build_index
 
         collection = load_collection(source, split, fingerprint)
         embedder = load_image_embedder(model_id, precision)
@@ -127,7 +126,7 @@ def start_build(source: str, split: str, model_id: str, precision: str) -> Job:
 
 def index_manifest(source: str, split: str, model_id: str, precision: str) -> dict | None:
     """The manifest of a built index for these settings (cheap: no model is loaded), or None."""
-    from embeddings.index import peek_manifest
+    from embeddings.index.store import peek_manifest
 
     collection = load_collection(source, split, collection_fingerprint(source, split))
     manifest = peek_manifest(collection, model_id, current_data_dir())
@@ -145,7 +144,7 @@ def retry_job(job: Job) -> None:
 
 def map_or_job(index, method: str, perplexity: float, seed: int):
     """Return the saved 2-D map of ``index``, or the background job computing it."""
-    from embeddings.maps import index_map, saved_index_map
+    from embeddings.index.maps import index_map, saved_index_map
 
     layout = saved_index_map(index, method, perplexity, seed)
     if layout is not None:
@@ -163,7 +162,7 @@ def thumbnails(
     source: str, split: str, fingerprint: str, ids: tuple[int, ...], size: int
 ) -> list[np.ndarray]:
     """Enlarged copies of images ``ids`` for display."""
-    from embeddings.imageio import enlarge
+    from embeddings.image.io import enlarge
 
     collection = load_collection(source, split, fingerprint)
     return [enlarge(np.asarray(img), size) for img in collection.get_images(list(ids))]
@@ -174,7 +173,7 @@ def retrieval_scores(
     source: str, split: str, fingerprint: str, model_id: str, precision: str, data_dir: str, k: int
 ):
     """Leave-one-out precision@k per class and the class confusion matrix of an index."""
-    from embeddings.evaluation import evaluate_retrieval
+    from embeddings.index.evaluation import evaluate_retrieval
 
     return evaluate_retrieval(load_index(source, split, fingerprint, model_id, precision, data_dir), k=k)
 

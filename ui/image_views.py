@@ -159,7 +159,7 @@ def precision_of(index, ids, query_label: str | None) -> float | None:
 
 def render_image_map_section() -> None:
     """The t-SNE map of the current collection's image embeddings, with click-to-inspect."""
-    from embeddings.mathops import max_perplexity
+    from embeddings.core.projection import max_perplexity
 
     settings = current_image_settings()
     index = require_index(settings)

@@ -21,7 +21,7 @@ import streamlit as st
 
 from embeddings.config import openai_api_key
 from embeddings.errors import EmbeddingsError
-from embeddings.text import TEXT_MODELS, default_text_model_id, text_model_ids
+from embeddings.registry import default_text_model_id, describe, needs_key, text_model_ids
 
 TEXT_MODEL_KEY = "text_model"
 TEXT_MODEL_ENV = "EMBEDDINGS_TEXT_MODEL"
@@ -105,17 +105,13 @@ def default_text_model(models: list[str] | None = None) -> tuple[str, str]:
 def describe_text_model(model_id: str) -> str:
     """A one-line description of ``model_id`` without loading it ("" when unknown)."""
     try:
-        from embeddings.text_backends import MODEL_DESCRIPTIONS
-    except ImportError:
-        MODEL_DESCRIPTIONS = {}
-    if model_id in MODEL_DESCRIPTIONS:
-        return MODEL_DESCRIPTIONS[model_id]
-    text = getattr(TEXT_MODELS.get(model_id), "description", "")
-    return text if isinstance(text, str) else ""
+        return describe(model_id)
+    except EmbeddingsError:
+        return ""
 
 
 def _model_label(model_id: str) -> str:
-    if model_id.startswith("openai:") and not has_openai_key():
+    if needs_key(model_id) and not has_openai_key():
         return f"{model_id} (needs a key)"
     return model_id
 

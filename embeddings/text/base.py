@@ -1,0 +1,133 @@
+"""The text embedder interface, and the cleaning every text goes through before a model sees it.
+
+A backend subclasses :class:`TextEmbedder` and implements :meth:`TextEmbedder.embed_batch`;
+:meth:`TextEmbedder.embed` adds validation, batching and normalisation for all of them.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+
+from ..core.mathops import normalize
+from ..errors import InvalidInputError
+
+MAX_TEXT_CHARS = 8000  # OpenAI's embedding models take about 8k tokens; we trim by characters
+MAX_WORDS = 2000  # the most items one request from the app may embed
+
+
+class TextEmbedder:
+    """Turns a list of strings into float32, L2-normalised vectors (one row per string)."""
+
+    model_id: str = ""
+    dim: int = 0
+    batch_size: int = 256
+    description: str = ""
+
+    def embed_batch(self, texts: list[str]) -> np.ndarray:
+        """Return one vector per text (any scale); implemented by each backend."""
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        """A string that changes whenever this model's vectors could change."""
+        return self.model_id
+
+    def embed(self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """Embed ``texts`` in batches; returns an (n, dim) float32 array of unit vectors."""
+        texts = [clean_text(t) for t in texts]
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        chunks = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = texts[start : start + self.batch_size]
+            vectors = np.asarray(self.embed_batch(batch), dtype=np.float32)
+            if vectors.shape != (len(batch), self.dim):
+                raise RuntimeError(
+                    f"{self.model_id} returned shape {vectors.shape} for {len(batch)} texts, "
+                    f"expected ({len(batch)}, {self.dim})"
+                )
+            chunks.append(vectors)
+            if progress:
+                progress(min(start + len(batch), len(texts)), len(texts))
+        return normalize(np.concatenate(chunks))
+
+
+# Control characters; lone UTF-16 surrogates (not encodable as UTF-8, so no model or hash can
+# take them); invisible characters that only hide or reorder text (zero-width space, word
+# joiner, byte-order mark, bidi embeddings/overrides/isolates). Zero-width (non-)joiners stay:
+# emoji sequences and Persian/Indic scripts need them.
+_CONTROL = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\u200b\u2060\ufeff\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def normalize_text(text: str) -> str:
+    """NFC, control and invisible formatting characters replaced by spaces, whitespace collapsed."""
+    return " ".join(_CONTROL.sub(" ", unicodedata.normalize("NFC", text)).split())
+
+
+def clean_text(text: str) -> str:
+    """Normalise one input with :func:`normalize_text`.
+
+    Raises :class:`InvalidInputError` for non-strings and for text that is empty after cleaning.
+    """
+    if not isinstance(text, str):
+        raise InvalidInputError(f"expected text, got {type(text).__name__}")
+    cleaned = normalize_text(text)
+    if not cleaned:
+        raise InvalidInputError("an input is empty or only whitespace/control characters")
+    return cleaned
+
+
+def trim_text(text: str, limit: int = MAX_TEXT_CHARS) -> tuple[str, bool]:
+    """Return ``text`` cut to ``limit`` characters and whether it was cut."""
+    return (text[:limit], True) if len(text) > limit else (text, False)
+
+
+def parse_word_list(raw: str, max_items: int = MAX_WORDS) -> list[str]:
+    """Split user input on commas and newlines into cleaned, de-duplicated items (order kept).
+
+    Phrases are allowed. Raises :class:`InvalidInputError` when nothing is left or there are
+    more than ``max_items`` items.
+    """
+    if not isinstance(raw, str):
+        raise InvalidInputError("the word list must be text")
+    items: list[str] = []
+    seen: set[str] = set()
+    for part in re.split(r"[,\n;]", raw):
+        cleaned = normalize_text(part)
+        if cleaned and cleaned.casefold() not in seen:
+            seen.add(cleaned.casefold())
+            items.append(cleaned)
+    if not items:
+        raise InvalidInputError("the word list is empty: type words separated by commas or new lines")
+    if len(items) > max_items:
+        raise InvalidInputError(f"{len(items)} items is too many: at most {max_items} at once")
+    return items
+
+
+def iter_batches(items: Sequence, size: int) -> Iterable[Sequence]:
+    """Yield consecutive slices of ``items`` of at most ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def trimmed_indices(texts: Sequence[str], limit: int = MAX_TEXT_CHARS) -> list[int]:
+    """Indices of ``texts`` that the OpenAI models will cut to ``limit`` characters.
+
+    Counts characters after the same cleaning :meth:`TextEmbedder.embed` applies (so runs
+    of whitespace count once). Inputs that are not valid text are skipped here; ``embed``
+    reports them.
+    """
+    out = []
+    for i, text in enumerate(texts):
+        try:
+            cleaned = clean_text(text)
+        except InvalidInputError:
+            continue
+        if trim_text(cleaned, limit)[1]:
+            out.append(i)
+    return out
