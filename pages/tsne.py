@@ -4,8 +4,12 @@ import streamlit as st
 
 from embeddings.errors import EmbeddingsError
 from embeddings.mathops import DEFAULT_SEED
-from ui import DEFAULT_GROUPS, cached, charts, clamp_perplexity, parse_groups, trimmed_items, unique_labels
-from ui.sidebar import current_text_model, require_router
+from embeddings.wordlists import DEFAULT_GROUPS, clamp_perplexity, parse_groups, trimmed_items, unique_labels
+from ui import cached
+from ui.settings import current_text_model
+from ui.sidebar import require_router
+from ui.text import charts
+from ui.text.views import show_error
 
 require_router()
 
@@ -91,7 +95,7 @@ def render_words_section() -> None:
                 model_id, tuple(groups.words), method, n_components, perplexity, int(seed)
             )
     except EmbeddingsError as exc:
-        cached.show_error(exc, model_id)
+        show_error(exc, model_id)
         return
     labels = unique_labels(groups.words, limit=24)
     show_text = show_text and n <= LABELS_MAX
@@ -116,7 +120,7 @@ def render_words_section() -> None:
 # ---------------------------------------------------------------- sections of the page
 # One (title, render function) per section; with more than one section the page shows them as tabs.
 def render_images_section() -> None:
-    from ui.image_views import render_image_map_section
+    from ui.image.views import render_image_map_section
 
     render_image_map_section()
 

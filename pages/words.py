@@ -7,12 +7,10 @@ import streamlit as st
 
 from embeddings.errors import EmbeddingsError
 from embeddings.text import MAX_WORDS, parse_word_list
-from ui import (
+from embeddings.wordlists import (
     CELL_TEXT_MAX,
     DEFAULT_WORDS,
     HEATMAP_MAX,
-    cached,
-    charts,
     ranking,
     similar_pairs,
     spearman,
@@ -20,7 +18,11 @@ from ui import (
     unique_labels,
     upper_triangle,
 )
-from ui.sidebar import available_text_models, current_text_model, describe_text_model, require_router
+from ui import cached
+from ui.settings import available_text_models, current_text_model, describe_text_model
+from ui.sidebar import require_router
+from ui.text import charts
+from ui.text.views import show_error
 
 require_router()
 
@@ -62,7 +64,7 @@ def embed(model_id: str, items: list[str]) -> np.ndarray | None:
         with st.spinner(f"Embedding {len(items):,} items with {model_id}…"):
             return cached.embed_texts(model_id, tuple(items))
     except EmbeddingsError as exc:
-        cached.show_error(exc, model_id)
+        show_error(exc, model_id)
         return None
 
 
@@ -173,7 +175,7 @@ def load_vocabulary(model_id: str) -> cached.Vocabulary | None:
         with st.spinner("Loading the vocabulary…"):
             return cached.vocabulary(model_id, progress)
     except EmbeddingsError as exc:
-        cached.show_error(exc, model_id)
+        show_error(exc, model_id)
         return None
     finally:
         slot.empty()
@@ -203,7 +205,7 @@ def analogy_tab(model_id: str) -> None:
                 a, b, c, cached.load_text_embedder(model_id), k, words=voc.words, vectors=voc.vectors
             )
     except EmbeddingsError as exc:
-        cached.show_error(exc, model_id)
+        show_error(exc, model_id)
         return
     if not answers:
         st.info("No answer found in the vocabulary.")
@@ -244,7 +246,7 @@ def nearest_tab(model_id: str, items: list[str] | None) -> None:
             vectors[rows], voc.words, voc.vectors, k, exclude_per_query=[[items[i]] for i in rows]
         )
     except EmbeddingsError as exc:
-        cached.show_error(exc, model_id)
+        show_error(exc, model_id)
         return
     import pandas as pd
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ui.image_charts import gallery_figure, group_purity, mosaic, worst_confusions
+from embeddings.imageviews import group_purity, mosaic, worst_confusions
+from ui.image.charts import gallery_figure
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 90

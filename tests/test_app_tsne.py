@@ -9,8 +9,8 @@ from streamlit.testing.v1 import AppTest
 
 import embeddings.config
 from embeddings.errors import InvalidInputError
-from ui import DEFAULT_GROUPS, UNGROUPED, clamp_perplexity, parse_groups
-from ui.charts import scatter_map
+from embeddings.wordlists import DEFAULT_GROUPS, UNGROUPED, clamp_perplexity, parse_groups
+from ui.text.charts import scatter_map
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGE = "pages/tsne.py"

@@ -11,8 +11,8 @@ import embeddings.config
 from embeddings.baselines import HashingTextEmbedder
 from embeddings.errors import AuthenticationError, RemoteServiceError
 from embeddings.text import MAX_WORDS, TEXT_MODELS
-from ui import similar_pairs, spearman, unique_labels
-from ui.charts import ranking_bars, similarity_heatmap, similarity_range
+from embeddings.wordlists import similar_pairs, spearman, unique_labels
+from ui.text.charts import ranking_bars, similarity_heatmap, similarity_range
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGE = "pages/words.py"

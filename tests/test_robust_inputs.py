@@ -29,7 +29,7 @@ from embeddings.imageio import DEFAULT_MAX_PIXELS, decode_image_bytes
 from embeddings.images import Preprocess
 from embeddings.mathops import check_perplexity, pca, tsne
 from embeddings.text import MAX_TEXT_CHARS, MAX_WORDS, clean_text, get_text_embedder, parse_word_list
-from ui import clamp_perplexity, parse_groups
+from embeddings.wordlists import clamp_perplexity, parse_groups
 
 pytestmark = pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # huge.png
 
