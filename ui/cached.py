@@ -209,14 +209,18 @@ def index_or_job(request: IndexRequest):
 
 
 def start_build(request: IndexRequest) -> Job:
-    """Start (or join) the background build of an index; the model loads in the worker thread."""
+    """Start (or join) the background build of an index; the model loads in the worker thread.
+
+    A saved projection head's index is derived from its base model's index
+    (:func:`embeddings.adapt.get_or_build_any_index`) instead of embedding every image again.
+    """
 
     def build(progress):
-        from embeddings.index import get_or_build_index
+        from embeddings.adapt import get_or_build_any_index
 
         collection = load_collection(request)
         embedder = load_image_embedder(request.model_id, request.precision)
-        index, status = get_or_build_index(collection, embedder, request.data_dir, progress=progress)
+        index, status = get_or_build_any_index(collection, embedder, request.data_dir, progress)
         return status
 
     label = f"Embedding {request.source} ({request.split}) with {request.model_id}"
