@@ -14,14 +14,6 @@ APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 90
 
 
-@pytest.fixture
-def app_env(monkeypatch, tmp_path):
-    monkeypatch.setenv("EMBEDDINGS_TEXT_MODEL", "hashing")
-    monkeypatch.setenv("EMBEDDINGS_IMAGE_MODEL", "pixels")
-    monkeypatch.setenv("EMBEDDINGS_DATA_DIR", str(tmp_path))
-    return tmp_path
-
-
 def text_of(at: AppTest) -> str:
     kinds = ("markdown", "caption", "info", "success", "warning", "error", "title", "subheader")
     return "\n".join(str(el.value) for kind in kinds for el in at.get(kind))
