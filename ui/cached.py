@@ -175,7 +175,8 @@ def collection_fingerprint(source: str, split: str) -> str:
     """Fingerprint of a source split, used as a cache key; a folder is re-checked every 30 s.
 
     Checking a folder stats every file (0.36 s for CIFAR-10's 50,000 training images), and a
-    full rerun of the image page asks three times (a click's fragment rerun once). Within the 30 s the app keeps using the snapshot it has,
+    full rerun of the image page asks twice (a click's fragment rerun not at all: it keeps the
+    IndexRequest of its full run). Within the 30 s the app keeps using the snapshot it has,
     whose index was checked against it: a change is seen up to 30 s later, never mixed up.
     """
     from embeddings.datasets import source_fingerprint
