@@ -2,14 +2,8 @@
 
 import streamlit as st
 
-from ui.sidebar import (
-    KEY_HELP,
-    current_text_model,
-    describe_text_model,
-    openai_key_source,
-    require_router,
-    text_model_reason,
-)
+from ui.settings import current_text_settings, describe_text_model, openai_key_source
+from ui.sidebar import KEY_HELP, require_router
 
 require_router()
 
@@ -60,8 +54,9 @@ def render_pages() -> None:
 
 def render_text_model_status() -> None:
     st.subheader("Text model", divider="gray")
-    model = current_text_model()
-    st.markdown(f"Active: **`{model}`** — {text_model_reason()}.")
+    text = current_text_settings()
+    model = text.model_id
+    st.markdown(f"Active: **`{model}`** — {text.reason}.")
     description = describe_text_model(model)
     if description:
         st.caption(description)
@@ -97,8 +92,8 @@ def render_tips() -> None:
 def render_image_status() -> None:
     """Image model (and why), collection, and the index's size and build date (or build progress)."""
     from embeddings.errors import EmbeddingsError
-    from ui.image_controls import current_image_settings
-    from ui.image_views import index_status_line
+    from ui.cached import current_image_settings
+    from ui.views.image import index_status_line
 
     st.subheader("Images", divider="gray")
     try:

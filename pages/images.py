@@ -6,34 +6,27 @@ import numpy as np
 import streamlit as st
 
 from embeddings.errors import EmbeddingsError
-from embeddings.registry import joint_text_model
-from ui.image_charts import (
+from embeddings.image.display import (
     CIFAR_VEHICLES,
-    clicked_id,
-    confusion_figure,
+    class_name,
     group_purity,
-    precision_bars,
+    precision_of,
+    valid_image_id,
     worst_confusions,
 )
-from ui.image_compare import load_variants, per_class_comparison, pick_variants, side_by_side
-from ui.image_controls import current_image_settings
-from ui.image_data import (
-    collection_fingerprint,
-    current_data_dir,
+from embeddings.registry import joint_text_model
+from ui.cached import (
+    current_image_settings,
     gallery_spec,
+    index_request,
     load_image_embedder,
     retrieval_scores,
     thumbnails,
 )
-from ui.image_views import (
-    class_name,
-    neighbour_count,
-    neighbour_grid,
-    precision_of,
-    require_index,
-    valid_image_id,
-)
+from ui.charts.image import clicked_id, confusion_figure, precision_bars
 from ui.sidebar import require_router
+from ui.views.compare import load_variants, per_class_comparison, pick_variants, side_by_side
+from ui.views.image import neighbour_count, neighbour_grid, require_index
 
 PAGE_SIZE = 24
 COLUMNS = 6
@@ -48,7 +41,7 @@ require_router()
 st.title("Image search")
 settings = current_image_settings()
 index = require_index(settings)
-fp = collection_fingerprint(settings.source, settings.split)
+request = index_request(settings)
 st.caption(
     f"**{index.count:,}** images of **{settings.source}** ({settings.split} split) embedded with "
     f"**{settings.model_id}** ({index.dim}-d) · index built {index.manifest['built_at'][:16].replace('T', ' ')} UTC.",
@@ -85,7 +78,7 @@ def gallery(ids_all: np.ndarray) -> None:
     shown = [int(i) for i in ids[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]]
     captions = tuple(f"#{i} {class_name(index, i) or ''} — click to search" for i in shown)
     event = st.plotly_chart(
-        gallery_spec(settings.source, settings.split, fp, tuple(shown), captions, COLUMNS),
+        gallery_spec(request, tuple(shown), captions, COLUMNS),
         on_select="rerun",
         selection_mode="points",
         key=f"gallery_{chosen}_{seed}_{page}",
@@ -127,7 +120,8 @@ def upload() -> None:
 
 def text_query(text_model: str) -> None:
     """Describe the image in words: the text model shares the image model's space (CLIP)."""
-    from ui.cached import embed_texts, show_error
+    from ui.cached import embed_texts
+    from ui.views.text import show_error
 
     text = st.text_input(
         "…or describe what you are looking for (press Enter)",
@@ -177,7 +171,7 @@ def results() -> tuple[int, int] | None:
         qid = query[1]
         label = class_name(index, qid)
         ids, scores = index.neighbours([qid], k)
-        picture = thumbnails(settings.source, settings.split, fp, (qid,), 224)[0]
+        picture = thumbnails(request, (qid,), 224)[0]
         title = f"Query #{qid}" + (f" · {label}" if label else "")
     elif query[0] == "upload" and np.shape(query[3])[-1] == index.dim:  # else made by another model
         _, _, name, vector, picture = query
@@ -190,7 +184,7 @@ def results() -> tuple[int, int] | None:
         ids, scores = index.search(vector, k)
         st.markdown(f"#### Images matching “{text}”")
         st.caption(f"The text is embedded with **{text_model}**, in the same space as the images.")
-        neighbour_grid(settings, index, ids[0], scores[0], None)
+        neighbour_grid(request, index, ids[0], scores[0], None)
         return
     else:
         st.session_state.pop(QUERY_KEY, None)
@@ -225,7 +219,7 @@ def results() -> tuple[int, int] | None:
             "Green frame ✓ = same class as the query, red frame ✗ = another class. Scores are cosine similarity."
         )
     st.subheader(f"Top {k} neighbours")
-    neighbour_grid(settings, index, ids[0], scores[0], label)
+    neighbour_grid(request, index, ids[0], scores[0], label)
 
 
 def categories() -> None:
@@ -240,9 +234,7 @@ def categories() -> None:
     ):
         per_class_comparison(settings, k)
         return
-    result = retrieval_scores(
-        settings.source, settings.split, fp, settings.model_id, settings.precision, current_data_dir(), k
-    )
+    result = retrieval_scores(request, k)
     st.markdown(
         f"Every image queries all the others (itself excluded). **Mean precision@{k} = {result.precision:.3f}** "
         f"over {result.queries:,} queries with **{settings.model_id}**. Chance would be about "
@@ -287,7 +279,7 @@ def search_by_example() -> None:
     if compared is not None:
         st.subheader("Before / after: the same query under each variant")
         variants = pick_variants(load_variants(settings)[0], key="image_variants")
-        side_by_side(settings, variants, *compared)
+        side_by_side(request, variants, *compared)
 
 
 if view == "How well are classes separated?":

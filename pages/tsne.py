@@ -4,8 +4,19 @@ import streamlit as st
 
 from embeddings.core.projection import DEFAULT_SEED
 from embeddings.errors import EmbeddingsError
-from ui import DEFAULT_GROUPS, cached, charts, clamp_perplexity, parse_groups, trimmed_items, unique_labels
-from ui.sidebar import current_text_model, require_router
+from embeddings.registry import max_chars
+from embeddings.text.wordlists import (
+    DEFAULT_GROUPS,
+    clamp_perplexity,
+    parse_groups,
+    trimmed_items,
+    unique_labels,
+)
+from ui import cached
+from ui.charts import text as charts
+from ui.settings import current_text_model
+from ui.sidebar import require_router
+from ui.views.text import show_error
 
 require_router()
 
@@ -81,7 +92,7 @@ def render_words_section() -> None:
     perplexity, clamp_note = clamp_perplexity(requested, n)
     if method == "t-SNE" and clamp_note:
         st.info(clamp_note, icon=":material/tune:")
-    trimmed = trimmed_items(model_id, groups.words)
+    trimmed = trimmed_items(max_chars(model_id), groups.words)
     if trimmed:
         st.info(f"{len(trimmed)} item(s) were cut to 8,000 characters for {model_id}.")
     n_components = 3 if dims == "3D" else 2
@@ -91,7 +102,7 @@ def render_words_section() -> None:
                 model_id, tuple(groups.words), method, n_components, perplexity, int(seed)
             )
     except EmbeddingsError as exc:
-        cached.show_error(exc, model_id)
+        show_error(exc, model_id)
         return
     labels = unique_labels(groups.words, limit=24)
     show_text = show_text and n <= LABELS_MAX
@@ -116,7 +127,7 @@ def render_words_section() -> None:
 # ---------------------------------------------------------------- sections of the page
 # One (title, render function) per section; with more than one section the page shows them as tabs.
 def render_images_section() -> None:
-    from ui.image_views import render_image_map_section
+    from ui.views.image import render_image_map_section
 
     render_image_map_section()
 

@@ -6,13 +6,12 @@ import numpy as np
 import streamlit as st
 
 from embeddings.errors import EmbeddingsError
+from embeddings.registry import max_chars
 from embeddings.text.base import MAX_WORDS, parse_word_list
-from ui import (
+from embeddings.text.wordlists import (
     CELL_TEXT_MAX,
     DEFAULT_WORDS,
     HEATMAP_MAX,
-    cached,
-    charts,
     ranking,
     similar_pairs,
     spearman,
@@ -20,7 +19,11 @@ from ui import (
     unique_labels,
     upper_triangle,
 )
-from ui.sidebar import available_text_models, current_text_model, describe_text_model, require_router
+from ui import cached
+from ui.charts import text as charts
+from ui.settings import available_text_models, current_text_model, describe_text_model
+from ui.sidebar import require_router
+from ui.views.text import show_error
 
 require_router()
 
@@ -62,7 +65,7 @@ def embed(model_id: str, items: list[str]) -> np.ndarray | None:
         with st.spinner(f"Embedding {len(items):,} items with {model_id}…"):
             return cached.embed_texts(model_id, tuple(items))
     except EmbeddingsError as exc:
-        cached.show_error(exc, model_id)
+        show_error(exc, model_id)
         return None
 
 
@@ -173,7 +176,7 @@ def load_vocabulary(model_id: str) -> cached.Vocabulary | None:
         with st.spinner("Loading the vocabulary…"):
             return cached.vocabulary(model_id, progress)
     except EmbeddingsError as exc:
-        cached.show_error(exc, model_id)
+        show_error(exc, model_id)
         return None
     finally:
         slot.empty()
@@ -203,7 +206,7 @@ def analogy_tab(model_id: str) -> None:
                 a, b, c, cached.load_text_embedder(model_id), k, words=voc.words, vectors=voc.vectors
             )
     except EmbeddingsError as exc:
-        cached.show_error(exc, model_id)
+        show_error(exc, model_id)
         return
     if not answers:
         st.info("No answer found in the vocabulary.")
@@ -244,7 +247,7 @@ def nearest_tab(model_id: str, items: list[str] | None) -> None:
             vectors[rows], voc.words, voc.vectors, k, exclude_per_query=[[items[i]] for i in rows]
         )
     except EmbeddingsError as exc:
-        cached.show_error(exc, model_id)
+        show_error(exc, model_id)
         return
     import pandas as pd
 
@@ -329,7 +332,7 @@ def render() -> None:
     )
     items = read_items()
     if items is not None:
-        trimmed = trimmed_items(model_id, items)
+        trimmed = trimmed_items(max_chars(model_id), items)
         if trimmed:
             st.info(
                 f"{len(trimmed)} item(s) are longer than 8,000 characters; {model_id} only reads the first "

@@ -1,10 +1,15 @@
-"""Shared fixtures: a data folder under tmp_path, tiny image collections, deterministic embedders."""
+"""Shared fixtures: a data folder under tmp_path, tiny image collections, deterministic embedders,
+the app's test environment (:func:`app_env`) and what a page shows (:func:`messages`, :func:`assert_clean`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import streamlit as st
 
+import embeddings.config
 from embeddings.core.fingerprint import fingerprint
 from embeddings.models.baselines import PixelImageEmbedder
 from tests.browser_support import app_url, browser, page  # noqa: F401  (browser-test fixtures)
@@ -97,3 +102,64 @@ def add_model(request):
         request.addfinalizer(lambda: registry.unregister(model_id, restore=previous))
 
     return add
+
+
+# ------------------------------------------------------------------------------ the app under AppTest
+
+
+def fresh_caches() -> None:
+    """Forget every st.cache_* value: a cached OpenAI client would still point at an old server."""
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def use_app_env(monkeypatch, data: Path, secrets: Path) -> Path:
+    """Run the app on the instant models (``hashing``, ``pixels``) with ``data`` as its data folder,
+    no OpenAI key or server, and ``secrets`` (a missing file) as its secrets.toml."""
+    monkeypatch.setenv("EMBEDDINGS_TEXT_MODEL", "hashing")
+    monkeypatch.setenv("EMBEDDINGS_IMAGE_MODEL", "pixels")
+    monkeypatch.setenv("EMBEDDINGS_DATA_DIR", str(data))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.setattr(embeddings.config, "SECRETS_FILE", secrets)
+    return data
+
+
+@pytest.fixture
+def app_env(request, monkeypatch, tmp_path, tmp_path_factory):
+    """The app's environment (:func:`use_app_env`); yields its data folder, ``tmp_path`` by default.
+
+    A module changes it with ``pytestmark = pytest.mark.app_env(...)``:
+
+    * ``data="name"``: the data folder is ``tmp_path / name`` instead;
+    * ``shared_data="name"``: one data folder ``name`` under pytest's base temp folder, shared by
+      every test that asks for it (e.g. the sample index is built once for the module);
+    * ``fresh_caches=True``: every st.cache_* value is forgotten before and after the test.
+    """
+    marker = request.node.get_closest_marker("app_env")
+    options = dict(marker.kwargs) if marker else {}
+    if "shared_data" in options:
+        data = tmp_path_factory.getbasetemp() / options["shared_data"]
+        data.mkdir(exist_ok=True)
+    elif "data" in options:
+        data = tmp_path / options["data"]
+        data.mkdir()
+    else:
+        data = tmp_path
+    clear = options.get("fresh_caches", False)
+    if clear:
+        fresh_caches()
+    yield use_app_env(monkeypatch, data, tmp_path / "no-secrets.toml")
+    if clear:
+        fresh_caches()
+
+
+def messages(at) -> str:
+    """The text of every warning, info and error an AppTest run shows."""
+    return "\n".join(str(m.value) for kind in ("warning", "info", "error") for m in at.get(kind))
+
+
+def assert_clean(at) -> None:
+    """The run raised nothing (no exception box) and showed no error."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]

@@ -13,16 +13,6 @@ PAGES = ["pages/home.py", "pages/words.py", "pages/tsne.py", "pages/images.py"]
 TIMEOUT = 60
 
 
-@pytest.fixture
-def app_env(monkeypatch, tmp_path):
-    """The cheap ``hashing`` model, a temporary data folder, no OpenAI key anywhere."""
-    monkeypatch.setenv("EMBEDDINGS_TEXT_MODEL", "hashing")
-    monkeypatch.setenv("EMBEDDINGS_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.setattr(embeddings.config, "SECRETS_FILE", tmp_path / "no-secrets.toml")
-    return tmp_path
-
-
 def run_app() -> AppTest:
     return AppTest.from_file(APP, default_timeout=TIMEOUT).run()
 

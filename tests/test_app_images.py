@@ -7,18 +7,11 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ui.image_charts import gallery_figure, group_purity, mosaic, worst_confusions
+from embeddings.image.display import group_purity, mosaic, worst_confusions
+from ui.charts.image import gallery_figure
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 90
-
-
-@pytest.fixture
-def app_env(monkeypatch, tmp_path):
-    monkeypatch.setenv("EMBEDDINGS_TEXT_MODEL", "hashing")
-    monkeypatch.setenv("EMBEDDINGS_IMAGE_MODEL", "pixels")
-    monkeypatch.setenv("EMBEDDINGS_DATA_DIR", str(tmp_path))
-    return tmp_path
 
 
 def text_of(at: AppTest) -> str:
@@ -172,6 +165,76 @@ def test_before_after_side_by_side_and_per_class_variants(app_env):
     assert list(frame.columns) == ["pixels", "pixels + query expansion", "lda head (sample test)"]
     assert frame.loc["all", "lda head (sample test)"] > frame.loc["all", "pixels"]  # fitted on these labels
     assert head.fingerprint  # the head the page found is the one fitted above
+
+
+def test_choosing_a_saved_head_derives_its_index_from_the_base_index(app_env, monkeypatch):
+    """A projection head's index comes from the base index's vectors: no image is embedded again."""
+    from embeddings.adapt.heads import adapted_model_id, get_or_fit_head
+    from embeddings.image.base import default_precision
+    from embeddings.image.collections import open_collection
+    from embeddings.index.store import load_index
+    from embeddings.models.baselines import PixelImageEmbedder
+    from embeddings.registry import get_image_embedder
+
+    at = open_ready("pages/images.py")  # the app builds the base (pixels) index
+    embedder = get_image_embedder("pixels").set_precision(default_precision())
+    base = load_index(open_collection("sample", "test"), embedder, app_env)
+    head, how = get_or_fit_head(base, embedder, "lda", app_env)
+    assert how == "fitted"
+    head_id = adapted_model_id("pixels", "lda", head.fingerprint)
+
+    def no_embedding(self, images, progress=None):
+        raise AssertionError("the head's index must come from the base index, not from the images")
+
+    monkeypatch.setattr(PixelImageEmbedder, "embed", no_embedding)
+    at.run()
+    assert head_id in at.selectbox(key="image_model").options
+    at.selectbox(key="image_model").set_value(head_id).run()
+    deadline = time.monotonic() + TIMEOUT
+    while at.get("progress") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        at.run()
+    assert not at.exception, at.exception
+    assert "Building the index failed" not in text_of(at), text_of(at)
+    assert f"embedded with **{head_id}**" in text_of(at)
+    at.session_state["image_query"] = ("id", 7)
+    at.run()
+    assert not at.exception, at.exception
+    assert "Top 10 neighbours" in text_of(at)
+    assert len(at.get("image")) == 1 + 10  # the query and its 10 neighbours
+    assert any(p.name.startswith(f"sample-test-{head_id}") for p in (app_env / "indexes").iterdir())
+
+
+def test_index_requests_key_the_caches_by_every_field():
+    """st.cache_data and st.cache_resource hash an IndexRequest by its fields: equal ones share an
+    entry, and a change in any field is a new one."""
+    import dataclasses
+
+    import streamlit as st
+
+    from ui.settings import IndexRequest
+
+    calls = []
+
+    @st.cache_data
+    def as_data(request):
+        calls.append(request)
+        return request.model_id
+
+    @st.cache_resource
+    def as_resource(request):
+        calls.append(request)
+        return request.model_id
+
+    first = IndexRequest("sample", "test", "fp", "pixels", "float32", "/data")
+    for cached in (as_data, as_resource):
+        calls.clear()
+        assert cached(first) == cached(IndexRequest(*dataclasses.astuple(first))) == "pixels"
+        assert len(calls) == 1
+        for field in dataclasses.fields(IndexRequest):
+            cached(dataclasses.replace(first, **{field.name: "other"}))
+        assert len(calls) == 1 + len(dataclasses.fields(IndexRequest)) == 7
+    assert hash(first) == hash(dataclasses.replace(first)) and first.job_key.endswith(":pixels:float32")
 
 
 def test_text_query_for_a_joint_image_model(app_env, add_model):

@@ -7,24 +7,14 @@ import plotly.io
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import embeddings.config
 from embeddings.errors import InvalidInputError
-from ui import DEFAULT_GROUPS, UNGROUPED, clamp_perplexity, parse_groups
-from ui.charts import scatter_map
+from embeddings.text.wordlists import DEFAULT_GROUPS, UNGROUPED, clamp_perplexity, parse_groups
+from tests.conftest import assert_clean, messages
+from ui.charts.text import scatter_map
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGE = "pages/tsne.py"
 TIMEOUT = 60
-
-
-@pytest.fixture
-def app_env(monkeypatch, tmp_path):
-    """The cheap ``hashing`` model, a temporary data folder, no OpenAI key anywhere."""
-    monkeypatch.setenv("EMBEDDINGS_TEXT_MODEL", "hashing")
-    monkeypatch.setenv("EMBEDDINGS_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.setattr(embeddings.config, "SECRETS_FILE", tmp_path / "no-secrets.toml")
-    return tmp_path
 
 
 def tsne_page(groups: str | None = None) -> AppTest:
@@ -38,15 +28,6 @@ def tsne_page(groups: str | None = None) -> AppTest:
 def scatter(at: AppTest):
     charts = [c for c in at.get("plotly_chart") if c.key == "tsne_words_chart"]
     return plotly.io.from_json(charts[0].proto.spec) if charts else None
-
-
-def messages(at: AppTest) -> str:
-    return "\n".join(str(m.value) for kind in ("warning", "info", "error") for m in at.get(kind))
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, at.exception
-    assert not at.error, [e.value for e in at.error]
 
 
 # ------------------------------------------------------------------------------ the page

@@ -7,26 +7,16 @@ import plotly.io
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import embeddings.config
 from embeddings.errors import AuthenticationError, RemoteServiceError
 from embeddings.models.baselines import HashingTextEmbedder
 from embeddings.text.base import MAX_TEXT_CHARS, MAX_WORDS
-from ui import similar_pairs, spearman, unique_labels
-from ui.charts import ranking_bars, similarity_heatmap, similarity_range
+from embeddings.text.wordlists import similar_pairs, spearman, unique_labels
+from tests.conftest import assert_clean, messages
+from ui.charts.text import ranking_bars, similarity_heatmap, similarity_range
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGE = "pages/words.py"
 TIMEOUT = 60
-
-
-@pytest.fixture
-def app_env(monkeypatch, tmp_path):
-    """The cheap ``hashing`` model, a temporary data folder, no OpenAI key anywhere."""
-    monkeypatch.setenv("EMBEDDINGS_TEXT_MODEL", "hashing")
-    monkeypatch.setenv("EMBEDDINGS_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.setattr(embeddings.config, "SECRETS_FILE", tmp_path / "no-secrets.toml")
-    return tmp_path
 
 
 def words_page(words: str | None = None, tab: str | None = None) -> AppTest:
@@ -43,15 +33,6 @@ def words_page(words: str | None = None, tab: str | None = None) -> AppTest:
 def charts(at: AppTest) -> dict:
     """Plotly figures (``go.Figure``) on the page by widget key."""
     return {c.key: plotly.io.from_json(c.proto.spec) for c in at.get("plotly_chart")}
-
-
-def messages(at: AppTest) -> str:
-    return "\n".join(str(m.value) for kind in ("warning", "info", "error") for m in at.get(kind))
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, at.exception
-    assert not at.error, [e.value for e in at.error]
 
 
 # ------------------------------------------------------------------------------ the page

@@ -31,7 +31,6 @@ import streamlit as st
 from openai_server import MockOpenAIServer, closed_port_url
 from streamlit.testing.v1 import AppTest
 
-import embeddings.config
 from embeddings import registry
 from embeddings.core import downloads
 from embeddings.core.fingerprint import sha256_file
@@ -51,25 +50,7 @@ APP = str(REPO / "app.py")
 TIMEOUT = 90
 FAKE_KEY = "sk-test-faults-0123456789abcdef"
 OPENAI = "openai:text-embedding-3-small"
-
-
-def fresh_caches() -> None:
-    """Forget every st.cache_* value: a cached OpenAI client would still point at an old server."""
-    st.cache_resource.clear()
-    st.cache_data.clear()
-
-
-@pytest.fixture
-def app_env(monkeypatch, tmp_path):
-    monkeypatch.setenv("EMBEDDINGS_TEXT_MODEL", "hashing")
-    monkeypatch.setenv("EMBEDDINGS_IMAGE_MODEL", "pixels")
-    monkeypatch.setenv("EMBEDDINGS_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    monkeypatch.setattr(embeddings.config, "SECRETS_FILE", tmp_path / "no-secrets.toml")
-    fresh_caches()
-    yield tmp_path
-    fresh_caches()
+pytestmark = pytest.mark.app_env(fresh_caches=True)  # a cached OpenAI client would point at an old server
 
 
 def use_openai(monkeypatch, base_url: str | None, key: str | None = FAKE_KEY) -> None:

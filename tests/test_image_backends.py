@@ -16,8 +16,8 @@ from image_fixtures import rgb
 
 from embeddings import registry
 from embeddings.core import downloads
-from embeddings.core.torchutil import random_init
 from embeddings.core import fingerprint as fp
+from embeddings.core.torchutil import random_init
 from embeddings.errors import ModelUnavailableError, UnknownModelError
 from embeddings.models import efficientnet
 from embeddings.models import resnet as ib

@@ -5,8 +5,8 @@ headless chromium with a browser context per session. Each session clicks galler
 the Image search page and types word lists on the Word similarity page, a fixed number of
 times, all sessions at once (asyncio). Checked: no Streamlit exception box on any page, no
 error in the server log, each model and the index loaded once by the whole server (counted
-from the "loaded ..." lines :mod:`ui.cached` and :mod:`ui.image_data` log), and p50/p99 of
-the time from an action to its result on screen (printed).
+from the "loaded ..." lines :mod:`ui.cached` logs), and p50/p99 of the time from an action to
+its result on screen (printed).
 
 The short run (10 sessions x 2 rounds of each action) is for CI; the long one
 (``-m slow``, or ``LOAD_SESSIONS`` / ``LOAD_ROUNDS`` for any size) runs 20 x 10. A race this
@@ -208,8 +208,8 @@ def build():
     if sys.argv[1] == "plotly":
         go.Figure(go.Heatmap(z=np.eye(2)))
     else:
-        from ui.charts import similarity_heatmap
-        from ui.image_charts import gallery_figure
+        from ui.charts.image import gallery_figure
+        from ui.charts.text import similarity_heatmap
         similarity_heatmap(np.eye(2, dtype=np.float32), ["a", "b"])
         gallery_figure([np.zeros((8, 8, 3), np.uint8)] * 2, [0, 1], ["a", "b"], 2)
 

@@ -23,16 +23,19 @@ from openai_server import MockOpenAIServer
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-import embeddings.config
 from embeddings.core.projection import check_perplexity, pca, tsne
 from embeddings.errors import InvalidInputError
 from embeddings.image.base import Preprocess
 from embeddings.image.io import DEFAULT_MAX_PIXELS, decode_image_bytes
 from embeddings.registry import get_text_embedder
 from embeddings.text.base import MAX_TEXT_CHARS, MAX_WORDS, clean_text, parse_word_list
-from ui import clamp_perplexity, parse_groups
+from embeddings.text.wordlists import clamp_perplexity, parse_groups
+from tests.conftest import assert_clean, messages
 
-pytestmark = pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # huge.png
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning"),  # huge.png
+    pytest.mark.app_env(shared_data="robust-inputs-data"),  # one data folder: the sample index is built once
+]
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 90
@@ -64,20 +67,6 @@ BLANK_INPUTS = {
 # ------------------------------------------------------------------------------ helpers
 
 
-@pytest.fixture
-def app_env(monkeypatch, tmp_path_factory):
-    """Cheap models, no OpenAI key; one data folder per module so the sample index is built once."""
-    data = tmp_path_factory.getbasetemp() / "robust-inputs-data"
-    data.mkdir(exist_ok=True)
-    monkeypatch.setenv("EMBEDDINGS_TEXT_MODEL", "hashing")
-    monkeypatch.setenv("EMBEDDINGS_IMAGE_MODEL", "pixels")
-    monkeypatch.setenv("EMBEDDINGS_DATA_DIR", str(data))
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    monkeypatch.setattr(embeddings.config, "SECRETS_FILE", data / "no-secrets.toml")
-    return data
-
-
 def open_page(page: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     at.switch_page(page).run()
@@ -102,10 +91,6 @@ def type_words(at: AppTest, raw: str, tab: str | None = None) -> AppTest:
     return at
 
 
-def messages(at: AppTest) -> str:
-    return "\n".join(str(m.value) for kind in ("warning", "info", "error") for m in at.get(kind))
-
-
 def all_text(at: AppTest) -> str:
     kinds = ("markdown", "caption", "info", "success", "warning", "error", "title", "subheader")
     return "\n".join(str(el.value) for kind in kinds for el in at.get(kind))
@@ -117,11 +102,6 @@ def charts(at: AppTest) -> dict:
 
 def assert_no_exception(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
-
-
-def assert_clean(at: AppTest) -> None:
-    assert_no_exception(at)
-    assert not at.error, [e.value for e in at.error]
 
 
 def png(arr_or_img, **kwargs) -> bytes:

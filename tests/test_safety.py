@@ -22,7 +22,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from image_fixtures import make_class_folder, rgb
 from openai_server import MockOpenAIServer
 from PIL import Image, PngImagePlugin
@@ -35,6 +34,7 @@ import embeddings.image.collections
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")
 TIMEOUT = 90
+pytestmark = pytest.mark.app_env(data="data", fresh_caches=True)  # a data folder apart from tmp_path's files
 SOURCES = sorted(
     [*(REPO / "embeddings").rglob("*.py"), *(REPO / "ui").rglob("*.py"), *(REPO / "pages").rglob("*.py")]
 ) + [REPO / "app.py"]
@@ -109,23 +109,6 @@ def recent_files_holding(marker: bytes, folder: Path, since: float, exclude: Pat
             except OSError:
                 continue
     return found
-
-
-@pytest.fixture
-def app_env(monkeypatch, tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    monkeypatch.setenv("EMBEDDINGS_TEXT_MODEL", "hashing")
-    monkeypatch.setenv("EMBEDDINGS_IMAGE_MODEL", "pixels")
-    monkeypatch.setenv("EMBEDDINGS_DATA_DIR", str(data))
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    monkeypatch.setattr(embeddings.config, "SECRETS_FILE", tmp_path / "no-secrets.toml")
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield data
-    st.cache_resource.clear()
-    st.cache_data.clear()
 
 
 def settle(at: AppTest) -> AppTest:

@@ -14,7 +14,6 @@ from embeddings import registry
 from embeddings.core import deps
 from embeddings.errors import MissingDependencyError, ModelUnavailableError, UnknownModelError
 from embeddings.models import local, minilm, wordllama
-from embeddings.models import openai as tb
 from embeddings.registry import get_text_embedder, text_model_ids
 from embeddings.text import base as textbase
 

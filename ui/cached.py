@@ -1,4 +1,6 @@
-"""Cached wrappers around the ``embeddings`` package, and how pages show its errors.
+"""Every cached wrapper around the ``embeddings`` package, and every background-job start.
+
+Text:
 
 * ``st.cache_resource`` holds objects shared by all sessions: :func:`load_text_embedder`.
 * ``st.cache_data`` holds arrays keyed by every argument that decides them:
@@ -8,28 +10,46 @@
   *outside* any cached call, so its progress bar is drawn live and never replayed; 20k x 640
   floats are too big to copy on every rerun as ``cache_data`` would.
 
+Images: models, collections, loaded indexes and comparison variants are ``st.cache_resource``
+(one copy per server process); arrays and frames are ``st.cache_data``. Functions about one
+index take an :class:`~ui.settings.IndexRequest` (a frozen dataclass: Streamlit keys a cache
+on its fields); those that only need the collection pass its source, split and fingerprint on
+to a private cached helper, so they are shared by every model. Index builds and large maps
+run as background jobs (:mod:`ui.jobs`), so no page blocks while they run.
+
 Nothing here catches errors: a failed call raises (and is not cached), and the page shows
-it with :func:`show_error`.
+it (:func:`ui.views.text.show_error` for the text side).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import streamlit as st
 from streamlit.logger import get_logger
 
-from embeddings.errors import AuthenticationError, EmbeddingsError, ModelUnavailableError, RemoteServiceError
+from embeddings.errors import CorruptIndexError, IndexNotBuiltError, StaleIndexError
 from embeddings.registry import get_text_embedder
 from embeddings.text.base import TextEmbedder
-
-from . import is_openai_model
+from ui.jobs import Job, JobRunner
+from ui.settings import (
+    COLLECTION_KEY,
+    IMAGE_MODEL_ENV,
+    IMAGE_MODEL_KEY,
+    SPLIT_KEY,
+    ImageSettings,
+    IndexRequest,
+    available_sources,
+    current_data_dir,
+)
 
 Progress = Callable[[int, int], None]
 log = get_logger(__name__)  # Streamlit's logger: its lines reach the server log
+FINGERPRINT_TTL_S = 30
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -112,17 +132,260 @@ def _build_vocabulary(model_id: str, progress: Progress | None) -> Vocabulary:
     return Vocabulary(model_id, words, vectors)
 
 
-# ---------------------------------------------------------------------------- errors
-
-HINT_LOCAL = (
-    "You can keep exploring offline: choose the `local` text model in the sidebar "
-    "(it needs no key and no network)."
-)
+# ---------------------------------------------------------------------------- images
 
 
-def show_error(exc: EmbeddingsError, model_id: str | None = None) -> None:
-    """Show an error from the package as a message (never a traceback), with a hint when useful."""
-    st.error(str(exc), icon=":material/error:")
-    remote = isinstance(exc, (AuthenticationError, RemoteServiceError))
-    if remote or (model_id and is_openai_model(model_id) and isinstance(exc, ModelUnavailableError)):
-        st.info(HINT_LOCAL, icon=":material/lightbulb:")
+@st.cache_resource(show_spinner=False)
+def job_runner() -> JobRunner:
+    """The one background job runner of this server process."""
+    return JobRunner(workers=1)
+
+
+@st.cache_data(ttl=600, show_spinner="Checking which image model is available…")
+def resolved_image_model(preferred: str = "resnet18") -> tuple[str, str]:
+    """(model id, reason): ResNet18 when its weights can be had, else the offline fallback."""
+    from embeddings.registry import resolve_image_model
+
+    return resolve_image_model(preferred)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def unavailable_image_models() -> dict[str, str]:
+    """{model id: reason} for image models whose weights are not on this machine (ResNet18 or CLIP offline)."""
+    from embeddings.registry import unavailable_models
+
+    return unavailable_models()
+
+
+@st.cache_resource(show_spinner="Loading the image model…")
+def load_image_embedder(model_id: str, precision: str):
+    """The image embedder for ``model_id`` at ``precision`` (one copy per process; logged)."""
+    from embeddings.registry import get_image_embedder
+
+    embedder = get_image_embedder(model_id).set_precision(precision)
+    log.info("loaded image model %s (%s)", model_id, precision)
+    return embedder
+
+
+@st.cache_resource(show_spinner="Opening the image collection…")
+def _collection(source: str, split: str, fingerprint: str):
+    from embeddings.image.collections import open_collection
+
+    return open_collection(source, split, download=False)
+
+
+def load_collection(request: IndexRequest):
+    """The collection of ``request``; its ``fingerprint`` (from ``source_fingerprint``) makes a
+    changed folder reload. One copy per collection, whatever the model."""
+    return _collection(request.source, request.split, request.fingerprint)
+
+
+@st.cache_data(ttl=FINGERPRINT_TTL_S, show_spinner=False)
+def collection_fingerprint(source: str, split: str) -> str:
+    """Fingerprint of a source split, used as a cache key; a folder is re-checked every 30 s.
+
+    Checking a folder stats every file (0.36 s for CIFAR-10's 50,000 training images), and a
+    full rerun of the image page asks twice (a click's fragment rerun not at all: it keeps the
+    IndexRequest of its full run). Within the 30 s the app keeps using the snapshot it has,
+    whose index was checked against it: a change is seen up to 30 s later, never mixed up.
+    """
+    from embeddings.image.collections import source_fingerprint
+
+    return source_fingerprint(source, split)
+
+
+@st.cache_resource(show_spinner="Loading the index…", max_entries=4)
+def load_index(request: IndexRequest):
+    """The verified on-disk index; raises IndexNotBuiltError/StaleIndexError/CorruptIndexError."""
+    from embeddings.index.store import load_index as load
+
+    collection = load_collection(request)
+    index = load(collection, load_image_embedder(request.model_id, request.precision), request.data_dir)
+    log.info("loaded index %s (%d x %d)", index.path.name, index.count, index.dim)
+    return index
+
+
+def index_or_job(request: IndexRequest):
+    """Return the loaded index, or the background job building it (started if needed)."""
+    job = job_runner().get(request.job_key)
+    if job is not None and job.active:
+        return job
+    if job is not None and job.state == "failed":
+        return job  # shown to the user; they may retry
+    try:
+        return load_index(request)
+    except (IndexNotBuiltError, StaleIndexError, CorruptIndexError):
+        pass
+    return start_build(request)
+
+
+def start_build(request: IndexRequest) -> Job:
+    """Start (or join) the background build of an index; the model loads in the worker thread.
+
+    A saved projection head's index is derived from its base model's index
+    (:func:`embeddings.index.service.get_or_build_index`) instead of embedding every image again.
+    """
+
+    def build(progress):
+        from embeddings.index.service import get_or_build_index
+
+        collection = load_collection(request)
+        embedder = load_image_embedder(request.model_id, request.precision)
+        index, status = get_or_build_index(collection, embedder, request.data_dir, progress)
+        return status
+
+    label = f"Embedding {request.source} ({request.split}) with {request.model_id}"
+    return job_runner().submit(request.job_key, label, build)
+
+
+def index_manifest(request: IndexRequest) -> dict | None:
+    """The manifest of a built index for ``request`` (cheap: no model is loaded), or None."""
+    from embeddings.index.store import peek_manifest
+
+    collection = load_collection(request)
+    manifest = peek_manifest(collection, request.model_id, request.data_dir)
+    if manifest is None or manifest["key"]["model"].get("precision") != request.precision:
+        return None
+    if manifest["key"]["collection"]["fingerprint"] != collection.fingerprint():
+        return None
+    return manifest
+
+
+def retry_job(job: Job) -> None:
+    """Forget a failed job so the next run starts it again."""
+    job_runner().forget(job.key)
+
+
+def map_or_job(index, method: str, perplexity: float, seed: int):
+    """Return the saved 2-D map of ``index``, or the background job computing it."""
+    from embeddings.index.maps import index_map, saved_index_map
+
+    layout = saved_index_map(index, method, perplexity, seed)
+    if layout is not None:
+        return layout
+    key = f"map:{index.path}:{method}:{perplexity}:{seed}"
+    return job_runner().submit(
+        key,
+        f"Laying out {index.count:,} images with {method.upper()}",
+        lambda progress: index_map(index, method, perplexity, seed, progress=progress),
+    )
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _thumbnails(
+    source: str, split: str, fingerprint: str, ids: tuple[int, ...], size: int
+) -> list[np.ndarray]:
+    from embeddings.image.io import enlarge
+
+    collection = _collection(source, split, fingerprint)
+    return [enlarge(np.asarray(img), size) for img in collection.get_images(list(ids))]
+
+
+def thumbnails(request: IndexRequest, ids: tuple[int, ...], size: int) -> list[np.ndarray]:
+    """Enlarged copies of images ``ids`` of ``request``'s collection for display (shared by every model)."""
+    return _thumbnails(request.source, request.split, request.fingerprint, ids, size)
+
+
+@st.cache_data(show_spinner="Scoring every image against its neighbours…", max_entries=16)
+def retrieval_scores(request: IndexRequest, k: int):
+    """Leave-one-out precision@k per class and the class confusion matrix of an index."""
+    from embeddings.index.evaluation import evaluate_retrieval
+
+    return evaluate_retrieval(load_index(request), k=k)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _gallery_spec(
+    source: str, split: str, fingerprint: str, ids: tuple[int, ...], captions: tuple[str, ...], columns: int
+) -> dict:
+    from ui.charts.image import gallery_figure
+
+    thumbs = _thumbnails(source, split, fingerprint, ids, 96)
+    return gallery_figure(thumbs, list(ids), list(captions), columns).to_dict()
+
+
+def gallery_spec(
+    request: IndexRequest, ids: tuple[int, ...], captions: tuple[str, ...], columns: int
+) -> dict:
+    """The clickable gallery figure for images ``ids`` as a plotly dict (built once per page of ids)."""
+    return _gallery_spec(request.source, request.split, request.fingerprint, ids, captions, columns)
+
+
+RERANKINGS = ("aqe", "kreciprocal")  # the label-free re-rankings that measurably helped (rerank.py)
+
+
+@st.cache_resource(show_spinner="Preparing the adapted and re-ranked variants…", max_entries=4)
+def comparison_variants(request: IndexRequest, finetuned: tuple):
+    """Variants for one index: base, base re-ranked, every saved projection head, and the
+    fine-tuned models in ``finetuned`` (``(model id, note)`` pairs whose indexes are built)."""
+    from embeddings.index.compare import Variant, base_variants
+
+    index = load_index(request)
+    embedder = load_image_embedder(request.model_id, request.precision)
+    found = base_variants(index, embedder, request.data_dir)
+    variants = [found[0]]
+    from embeddings.index.rerank import K1
+
+    usable = [m for m in RERANKINGS if m != "kreciprocal" or index.count > K1 + 1]  # it needs a k1-NN graph
+    variants += [Variant(f"{found[0].name} + {m}", index, m) for m in usable]
+    variants += found[1:]
+    for ft_id, note in finetuned:
+        ft_index = load_index(replace(request, model_id=ft_id))
+        variants.append(Variant(f"fine-tuned ({ft_id})", ft_index, "none", note))
+    return variants
+
+
+@st.cache_data(show_spinner="Scoring every variant (re-ranking the whole collection once)…", max_entries=8)
+def variant_precision(
+    request: IndexRequest, finetuned: tuple, names: tuple[str, ...], k: int
+) -> dict[str, list]:
+    """Per-class precision@k table (leave-one-out) for the named variants of :func:`comparison_variants`."""
+    from embeddings.index.compare import per_class_table, precision_by_variant
+
+    chosen = [v for v in comparison_variants(request, finetuned) if v.name in names]
+    return per_class_table(precision_by_variant(chosen, k))
+
+
+# ---------------------------------------------------------------------------- current settings
+
+
+def image_model_choices() -> tuple[list[str], str, str]:
+    """(model ids offered, default id, why that default)."""
+    from embeddings.registry import image_model_ids, refresh_if_changed
+
+    default, reason = resolved_image_model()
+    env = os.environ.get(IMAGE_MODEL_ENV, "").strip()
+    refresh_if_changed()  # a head or fine-tuned run saved since the last look (two stat calls)
+    models = image_model_ids()
+    if env in models:
+        default, reason = env, f"set by the environment variable `{IMAGE_MODEL_ENV}`"
+    return models, default, reason
+
+
+def current_image_settings() -> ImageSettings:
+    """The image settings chosen in the sidebar (defaults before the sidebar ran)."""
+    from embeddings.image.base import default_precision
+
+    models, default, reason = image_model_choices()
+    model = st.session_state.get(IMAGE_MODEL_KEY) or default
+    if model != default:
+        reason = "chosen in the sidebar"
+    source = st.session_state.get(COLLECTION_KEY) or available_sources()[0]
+    split = st.session_state.get(SPLIT_KEY) or "test"
+    return ImageSettings(source, split, model, default_precision(), reason, current_data_dir())
+
+
+def index_request(settings: ImageSettings, model_id: str | None = None) -> IndexRequest:
+    """The index of ``settings``' collection split as it is now, for its model or ``model_id``.
+
+    The fingerprint comes from :func:`collection_fingerprint` (a folder is re-checked
+    at most every 30 s); opening a source that is gone raises an ``EmbeddingsError``.
+    """
+    return IndexRequest(
+        settings.source,
+        settings.split,
+        collection_fingerprint(settings.source, settings.split),
+        model_id or settings.model_id,
+        settings.precision,
+        settings.data_dir,
+    )

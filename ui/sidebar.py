@@ -1,14 +1,12 @@
-"""Sidebar controls shared by every page, kept in ``st.session_state``.
+"""The whole sidebar: text model, image collection, split and image model, OpenAI key status.
 
-``app.py`` calls :func:`render_sidebar` on every run, before the page runs, so the
-widgets below live across page switches and pages read their values with the accessors
-(:func:`current_text_model`). To add a control (image model, collection), write a
-``_something_control()`` function like :func:`_text_model_control`, give its widget a key
-constant here, add an accessor, and call it from :func:`render_sidebar`.
-
-Session-state keys:
-
-* ``TEXT_MODEL_KEY = "text_model"``: the text model id every text page uses.
+``app.py`` calls :func:`render_sidebar` on every run, before the page runs, so the widgets
+below live across page switches; pages read their values with the accessors of
+:mod:`ui.settings` (:func:`~ui.settings.current_text_settings`,
+:func:`~ui.settings.current_image_settings`), which also holds the session-state keys. To add a
+control, write a ``_something_control()`` function like :func:`_text_model_control`, give its
+widget a key constant and an accessor in :mod:`ui.settings`, and call it from
+:func:`render_sidebar`.
 
 Every page file starts with :func:`require_router` (see its docstring for why).
 """
@@ -19,12 +17,23 @@ import os
 
 import streamlit as st
 
-from embeddings.config import openai_api_key
-from embeddings.errors import EmbeddingsError
-from embeddings.registry import default_text_model_id, describe, needs_key, text_model_ids
-
-TEXT_MODEL_KEY = "text_model"
-TEXT_MODEL_ENV = "EMBEDDINGS_TEXT_MODEL"
+from embeddings.registry import needs_key
+from ui.settings import (
+    COLLECTION_ENV,
+    COLLECTION_KEY,
+    IMAGE_MODEL_KEY,
+    SPLIT_KEY,
+    TEXT_MODEL_ENV,
+    TEXT_MODEL_KEY,
+    available_sources,
+    available_text_models,
+    current_text_model,
+    default_text_model,
+    describe_text_model,
+    has_openai_key,
+    image_model_choices,
+    openai_key_source,
+)
 
 KEY_HELP = (
     "To use OpenAI's embedding models, set the environment variable `OPENAI_API_KEY` before "
@@ -38,9 +47,7 @@ def render_sidebar() -> None:
     with st.sidebar:
         _text_model_control()
         st.divider()
-        from ui.image_controls import render_image_controls
-
-        render_image_controls()
+        _image_controls()
         _openai_key_status()
 
 
@@ -63,51 +70,6 @@ def require_router() -> None:
 
 
 # ---------------------------------------------------------------------------- text model
-
-
-def available_text_models() -> list[str]:
-    """Registered text model ids, or an empty list when the registry cannot load."""
-    try:
-        return text_model_ids()
-    except (EmbeddingsError, ImportError):
-        return []
-
-
-def has_openai_key() -> bool:
-    """Whether an OpenAI key is configured (the key itself never leaves this function)."""
-    return openai_api_key() is not None
-
-
-def openai_key_source() -> str | None:
-    """``"environment"``, ``"secrets.toml"`` or ``None``: where the key comes from."""
-    if os.environ.get("OPENAI_API_KEY", "").strip():
-        return "environment"
-    return "secrets.toml" if has_openai_key() else None
-
-
-def default_text_model(models: list[str] | None = None) -> tuple[str, str]:
-    """The default text model id and the reason it is the default.
-
-    ``$EMBEDDINGS_TEXT_MODEL`` wins when it names a registered model; otherwise the OpenAI
-    model when a key is set, else the offline ``local`` model.
-    """
-    models = available_text_models() if models is None else models
-    env = os.environ.get(TEXT_MODEL_ENV, "").strip()
-    if env and env in models:
-        return env, f"set by the environment variable `{TEXT_MODEL_ENV}`"
-    key = has_openai_key()
-    model = default_text_model_id(key)
-    if key:
-        return model, "the default because an OpenAI key is set"
-    return model, "the default because no OpenAI key is set (runs offline on this machine)"
-
-
-def describe_text_model(model_id: str) -> str:
-    """A one-line description of ``model_id`` without loading it ("" when unknown)."""
-    try:
-        return describe(model_id)
-    except EmbeddingsError:
-        return ""
 
 
 def _model_label(model_id: str) -> str:
@@ -139,16 +101,44 @@ def _text_model_control() -> None:
         st.caption(description)
 
 
-def current_text_model() -> str:
-    """The text model id chosen in the sidebar (or the default before the sidebar ran)."""
-    model = st.session_state.get(TEXT_MODEL_KEY)
-    return model if model else default_text_model()[0]
+# ---------------------------------------------------------------------------- image side
 
 
-def text_model_reason() -> str:
-    """Why the current text model is active, in words for the home page."""
-    default, reason = default_text_model()
-    return reason if current_text_model() == default else "chosen in the sidebar"
+def _source_label(source: str) -> str:
+    if source == "sample":
+        return "CIFAR-10 sample (2,000 bundled images)"
+    if source == "cifar10":
+        return "CIFAR-10 (full, downloaded)"
+    return f"Folder: {os.path.basename(os.path.normpath(source))}"
+
+
+def _image_controls() -> None:
+    """The collection, split and image model selectors."""
+    from embeddings.image.collections import list_splits
+
+    sources = available_sources()
+    env = os.environ.get(COLLECTION_ENV, "").strip()
+    if st.session_state.get(COLLECTION_KEY) not in sources:
+        st.session_state[COLLECTION_KEY] = env if env in sources else sources[0]
+    st.selectbox("Image collection", sources, key=COLLECTION_KEY, format_func=_source_label)
+    splits = list_splits(st.session_state[COLLECTION_KEY])
+    if st.session_state.get(SPLIT_KEY) not in splits:
+        st.session_state[SPLIT_KEY] = "test" if "test" in splits else splits[0]
+    if len(splits) > 1:
+        st.selectbox("Split", splits, key=SPLIT_KEY)
+    models, default, reason = image_model_choices()
+    if st.session_state.get(IMAGE_MODEL_KEY) not in models:
+        st.session_state[IMAGE_MODEL_KEY] = default
+    from ui.cached import unavailable_image_models
+
+    missing = unavailable_image_models()
+    st.selectbox(
+        "Image model",
+        models,
+        key=IMAGE_MODEL_KEY,
+        help=reason,
+        format_func=lambda m: f"{m} (not downloaded)" if m in missing else m,
+    )
 
 
 # ---------------------------------------------------------------------------- OpenAI key

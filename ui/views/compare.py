@@ -1,30 +1,25 @@
 """Before/after on the image page: the same query under the base model, its adapted and
 fine-tuned versions and label-free re-ranking, side by side; per-class precision per variant.
 
-The variants come from :mod:`embeddings.compare` (pure logic). Here they are cached
-(``st.cache_resource``: they hold loaded indexes) and laid out. A fine-tuned model's index over
+The variants come from :mod:`embeddings.compare` (pure logic), cached by
+:func:`ui.cached.comparison_variants` (``st.cache_resource``: they hold loaded indexes); here
+they are laid out. A fine-tuned model's index over
 the current split is built in the background like any other index.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import streamlit as st
 
 from embeddings.errors import EmbeddingsError
-from ui.image_charts import class_mark, framed
-from ui.image_controls import ImageSettings
-from ui.image_data import (
-    collection_fingerprint,
-    current_data_dir,
-    index_or_job,
-    load_image_embedder,
-    load_index,
-    thumbnails,
-)
+from embeddings.image.display import class_mark, framed
+from ui.cached import comparison_variants, index_or_job, index_request, thumbnails, variant_precision
 from ui.jobs import Job
+from ui.settings import ImageSettings, IndexRequest
 
-RERANKINGS = ("aqe", "kreciprocal")  # the label-free re-rankings that measurably helped (rerank.py)
 RERANK_NAMES = {"aqe": "query expansion", "kreciprocal": "k-reciprocal"}
 THUMB = 72
 
@@ -36,46 +31,23 @@ def variant_label(name: str) -> str:
     return name
 
 
-@st.cache_resource(show_spinner="Preparing the adapted and re-ranked variants…", max_entries=4)
-def comparison_variants(
-    source: str, split: str, fingerprint: str, model_id: str, precision: str, data_dir: str, finetuned: tuple
-):
-    """Variants for one index: base, base re-ranked, every saved projection head, and the
-    fine-tuned models in ``finetuned`` (``(model id, note)`` pairs whose indexes are built)."""
-    from embeddings.index.compare import Variant, base_variants
-
-    index = load_index(source, split, fingerprint, model_id, precision, data_dir)
-    embedder = load_image_embedder(model_id, precision)
-    found = base_variants(index, embedder, data_dir)
-    variants = [found[0]]
-    from embeddings.index.rerank import K1
-
-    usable = [m for m in RERANKINGS if m != "kreciprocal" or index.count > K1 + 1]  # it needs a k1-NN graph
-    variants += [Variant(f"{found[0].name} + {m}", index, m) for m in usable]
-    variants += found[1:]
-    for ft_id, note in finetuned:
-        ft_index = load_index(source, split, fingerprint, ft_id, precision, data_dir)
-        variants.append(Variant(f"fine-tuned ({ft_id})", ft_index, "none", note))
-    return variants
-
-
 def finetuned_models(settings: ImageSettings) -> tuple[list[tuple[str, str]], list[Job]]:
     """The newest fine-tuned model for the sidebar's image model: ``([(id, note)] when its index
     over this split is ready, [its build job] while it is being built)``."""
     from embeddings.adapt.saved import saved_runs
 
     try:
-        runs = saved_runs(current_data_dir(), settings.model_id)[:1]
+        runs = saved_runs(settings.data_dir, settings.model_id)[:1]
     except OSError:
         return [], []
     ready, jobs = [], []
-    fp = collection_fingerprint(settings.source, settings.split)
+    request = index_request(settings)
     for ft_id, _folder, info in runs:
         note = ""
-        if info.get("training_collection", {}).get("fingerprint") == fp:
+        if info.get("training_collection", {}).get("fingerprint") == request.fingerprint:
             note = "trained on these very labels: its precision here is optimistic"
         try:
-            found = index_or_job(settings.source, settings.split, ft_id, settings.precision)
+            found = index_or_job(replace(request, model_id=ft_id))
         except EmbeddingsError:
             continue
         if isinstance(found, Job):
@@ -87,8 +59,8 @@ def finetuned_models(settings: ImageSettings) -> tuple[list[tuple[str, str]], li
 
 def load_variants(settings: ImageSettings) -> tuple[list, tuple]:
     """``(variants, key)`` for the sidebar settings, where ``key`` is the argument tuple of
-    :func:`comparison_variants`; fine-tuned indexes still building get a note, and a problem is
-    shown and stops the page."""
+    :func:`ui.cached.comparison_variants`; fine-tuned indexes still building get a note, and a
+    problem is shown and stops the page."""
     try:
         ready, jobs = finetuned_models(settings)
         for job in jobs:
@@ -96,15 +68,7 @@ def load_variants(settings: ImageSettings) -> tuple[list, tuple]:
                 st.warning(f"The fine-tuned model's index could not be built: {job.error}")
             else:
                 st.caption(f"{job.label}: {job.fraction:.0%} done; it joins the comparison when ready.")
-        key = (
-            settings.source,
-            settings.split,
-            collection_fingerprint(settings.source, settings.split),
-            settings.model_id,
-            settings.precision,
-            current_data_dir(),
-            tuple(ready),
-        )
+        key = (index_request(settings), tuple(ready))
         return comparison_variants(*key), key
     except EmbeddingsError as exc:
         st.error(f"The comparison could not be prepared: {exc}")
@@ -119,7 +83,7 @@ def pick_variants(variants, key: str) -> list:
     return [v for v in variants if v.name in chosen]
 
 
-def side_by_side(settings: ImageSettings, variants, query_id: int, k: int) -> None:
+def side_by_side(request: IndexRequest, variants, query_id: int, k: int) -> None:
     """The query's top-``k`` neighbours under each variant, in columns, with precision@k."""
     from embeddings.index.compare import neighbours_side_by_side
 
@@ -131,7 +95,6 @@ def side_by_side(settings: ImageSettings, variants, query_id: int, k: int) -> No
     except EmbeddingsError as exc:
         st.error(str(exc))
         return
-    fp = collection_fingerprint(settings.source, settings.split)
     columns = st.columns(len(variants))
     for column, variant in zip(columns, variants, strict=True):
         result = found[variant.name]
@@ -141,7 +104,7 @@ def side_by_side(settings: ImageSettings, variants, query_id: int, k: int) -> No
                 st.metric(f"precision@{k}", f"{float(np.mean(result.same_class)):.2f}")
             if variant.note:
                 st.caption(f":orange[{variant.note}]")
-            thumbs = thumbnails(settings.source, settings.split, fp, tuple(int(i) for i in result.ids), THUMB)
+            thumbs = thumbnails(request, tuple(int(i) for i in result.ids), THUMB)
             per_row = max(2, min(5, 10 // len(variants)))
             inner = st.columns(per_row)
             for n, (i, score, thumb) in enumerate(zip(result.ids, result.scores, thumbs, strict=True)):
@@ -156,31 +119,11 @@ def side_by_side(settings: ImageSettings, variants, query_id: int, k: int) -> No
                     st.caption(f"{class_mark(same)}{label} · {score:.2f}")
 
 
-@st.cache_data(show_spinner="Scoring every variant (re-ranking the whole collection once)…", max_entries=8)
-def variant_precision(
-    source: str,
-    split: str,
-    fingerprint: str,
-    model_id: str,
-    precision: str,
-    data_dir: str,
-    finetuned: tuple,
-    names: tuple[str, ...],
-    k: int,
-) -> dict[str, list]:
-    """Per-class precision@k table (leave-one-out) for the named variants."""
-    from embeddings.index.compare import per_class_table, precision_by_variant
-
-    variants = comparison_variants(source, split, fingerprint, model_id, precision, data_dir, finetuned)
-    chosen = [v for v in variants if v.name in names]
-    return per_class_table(precision_by_variant(chosen, k))
-
-
 def per_class_comparison(settings: ImageSettings, k: int) -> None:
     """Per-class precision@k of each variant: a grouped bar chart and the table."""
     import pandas as pd
 
-    from ui.image_charts import variant_bars
+    from ui.charts.image import variant_bars
 
     variants, key = load_variants(settings)
     chosen = pick_variants(variants, key="category_variants")

@@ -14,7 +14,7 @@ import numpy as np
 import pandas  # noqa: F401
 import plotly.graph_objects as go
 
-from . import CELL_TEXT_MAX
+from embeddings.text.wordlists import CELL_TEXT_MAX
 
 # Diverging: blue (opposite) - white (unrelated) - red (similar).
 DIVERGING = "RdBu_r"

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
 from embeddings.errors import EmbeddingsError
-from ui.image_charts import class_mark, clicked_id, framed, image_map_figure
-from ui.image_controls import ImageSettings, current_image_settings
-from ui.image_data import (
-    collection_fingerprint,
+from embeddings.image.display import class_mark, class_name, framed, kept_on_map, precision_of, valid_image_id
+from ui.cached import (
+    current_image_settings,
     index_manifest,
     index_or_job,
+    index_request,
     map_or_job,
     retry_job,
     start_build,
     thumbnails,
     unavailable_image_models,
 )
+from ui.charts.image import clicked_id, image_map_figure
 from ui.jobs import Job
+from ui.settings import ImageSettings, IndexRequest
 
 THUMB = 128
 
@@ -57,7 +58,7 @@ def require_index(settings: ImageSettings | None = None):
         )
         st.stop()
     try:
-        result = index_or_job(settings.source, settings.split, settings.model_id, settings.precision)
+        result = index_or_job(index_request(settings))
     except EmbeddingsError as exc:
         st.error(f"The image collection or model could not be opened: {exc}")
         st.stop()
@@ -81,12 +82,9 @@ def index_status_line(settings: ImageSettings) -> None:
     switching collection or model in the sidebar builds it while every page stays usable.
     """
     try:
-        manifest = index_manifest(settings.source, settings.split, settings.model_id, settings.precision)
-        job = (
-            None
-            if manifest
-            else start_build(settings.source, settings.split, settings.model_id, settings.precision)
-        )
+        request = index_request(settings)
+        manifest = index_manifest(request)
+        job = None if manifest else start_build(request)
     except EmbeddingsError as exc:
         st.error(f"The image collection or model could not be opened: {exc}")
         return
@@ -123,24 +121,11 @@ def neighbour_count(label: str, available: int, key: str, default: int = 10, cap
     return min(int(st.slider(label, 1, top, min(default, top), key=key)), top)
 
 
-def valid_image_id(value, count: int) -> bool:
-    """Whether ``value`` is an image id of an index with ``count`` images (a clicked or stored id)."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= value < count
-
-
-def class_name(index, i: int) -> str | None:
-    """Class name of stored item ``i``, or None for unlabelled collections."""
-    if index.labels is None or not index.classes:
-        return None
-    return index.classes[int(index.labels[i])]
-
-
 def neighbour_grid(
-    settings: ImageSettings, index, ids, scores, query_label: str | None, columns: int = 5
+    request: IndexRequest, index, ids, scores, query_label: str | None, columns: int = 5
 ) -> None:
     """Neighbours with cosine scores and class labels; other-class neighbours framed red and marked ✗."""
-    fp = collection_fingerprint(settings.source, settings.split)
-    thumbs = thumbnails(settings.source, settings.split, fp, tuple(int(i) for i in ids), THUMB)
+    thumbs = thumbnails(request, tuple(int(i) for i in ids), THUMB)
     cols = st.columns(columns)
     for n, (i, score, thumb) in enumerate(zip(ids, scores, thumbs, strict=True)):
         label = class_name(index, int(i))
@@ -148,13 +133,6 @@ def neighbour_grid(
         with cols[n % columns]:
             st.image(framed(thumb, same), width="stretch")
             st.caption(f"{class_mark(same)}{label or '#' + str(int(i))}  \ncos {score:.3f}")
-
-
-def precision_of(index, ids, query_label: str | None) -> float | None:
-    """Share of ``ids`` whose class is ``query_label`` (None without labels)."""
-    if query_label is None or index.labels is None:
-        return None
-    return float(np.mean([class_name(index, int(i)) == query_label for i in ids]))
 
 
 def render_image_map_section() -> None:
@@ -204,27 +182,20 @@ def render_image_map_section() -> None:
         return
     ids, scores = index.neighbours([selected], k)
     label = class_name(index, selected)
-    fp = collection_fingerprint(settings.source, settings.split)
+    request = index_request(settings)
     left, right = st.columns([1, 4])
     with left:
         st.image(
-            thumbnails(settings.source, settings.split, fp, (selected,), 192)[0],
+            thumbnails(request, (selected,), 192)[0],
             caption=f"#{selected} {label or ''}",
         )
     with right:
         share = precision_of(index, ids[0], label)
-        kept = _kept_on_map(layout, selected, ids[0])
+        kept = kept_on_map(layout, selected, ids[0])
         if share is not None:
             st.markdown(f"**{share:.0%}** of its {k} nearest neighbours are also *{label}*.")
         st.markdown(
             f"**{kept:.0%}** of those neighbours are also among its {k} nearest points *on the map*; "
             "the rest were pulled apart by t-SNE (black rings show where they landed)."
         )
-        neighbour_grid(settings, index, ids[0], scores[0], label, columns=min(k, 10))
-
-
-def _kept_on_map(layout: np.ndarray, selected: int, ids: np.ndarray) -> float:
-    d = np.linalg.norm(layout - layout[selected], axis=1)
-    d[selected] = np.inf
-    nearest_2d = set(np.argsort(d)[: len(ids)].tolist())
-    return len(nearest_2d & set(ids.tolist())) / len(ids)
+        neighbour_grid(request, index, ids[0], scores[0], label, columns=min(k, 10))

@@ -1,4 +1,4 @@
-"""Plotly figures for the image pages, as pure functions of arrays (unit-testable)."""
+"""Plotly figures for the image pages, as pure functions of arrays (unit-testable), and reading a click."""
 
 from __future__ import annotations
 
@@ -10,22 +10,7 @@ import numpy as np
 import pandas  # noqa: F401
 import plotly.graph_objects as go
 
-SAME_CLASS = (46, 160, 67)
-OTHER_CLASS = (207, 34, 46)
-CIFAR_VEHICLES = {"airplane", "automobile", "ship", "truck"}
-
-
-def mosaic(thumbs: list[np.ndarray], columns: int, gap: int = 6, background: int = 255) -> np.ndarray:
-    """Tile equally sized H x W x 3 thumbnails into one image, row by row."""
-    if not thumbs:
-        raise ValueError("no thumbnails to tile")
-    h, w = thumbs[0].shape[:2]
-    rows = -(-len(thumbs) // columns)
-    out = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap, 3), background, dtype=np.uint8)
-    for i, thumb in enumerate(thumbs):
-        r, c = divmod(i, columns)
-        out[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = thumb
-    return out
+from embeddings.image.display import mosaic
 
 
 def png_data_uri(image: np.ndarray) -> str:
@@ -97,21 +82,6 @@ def clicked_id(event) -> int | None:
         if isinstance(data, (int, float)) and not isinstance(data, bool):
             return int(data)
     return None
-
-
-def framed(thumb: np.ndarray, same_class: bool | None, width: int = 5) -> np.ndarray:
-    """The thumbnail with a green (same class) or red (other class) frame; None leaves it bare."""
-    if same_class is None:
-        return thumb
-    out = thumb.copy()
-    colour = SAME_CLASS if same_class else OTHER_CLASS
-    out[:width], out[-width:], out[:, :width], out[:, -width:] = colour, colour, colour, colour
-    return out
-
-
-def class_mark(same_class: bool | None) -> str:
-    """The caption prefix matching :func:`framed`: "✓ " same class, "✗ " another, "" unknown."""
-    return "" if same_class is None else ("✓ " if same_class else "✗ ")
 
 
 def precision_bars(per_class: dict[str, float], k: int, title: str = "") -> go.Figure:
@@ -194,31 +164,6 @@ def confusion_figure(confusion: np.ndarray, classes: list[str], k: int) -> go.Fi
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
     )
     return fig
-
-
-def worst_confusions(confusion: np.ndarray, classes: list[str], top: int = 3) -> list[tuple[str, str, float]]:
-    """The largest off-diagonal shares: (query class, neighbour class, share), largest first."""
-    off = confusion.copy()
-    np.fill_diagonal(off, -1)
-    flat = np.argsort(off, axis=None)[::-1][:top]
-    return [
-        (classes[i], classes[j], float(off[i, j]))
-        for i, j in zip(*np.unravel_index(flat, off.shape), strict=True)
-    ]
-
-
-def group_purity(confusion: np.ndarray, classes: list[str], group: set[str]) -> tuple[float, float] | None:
-    """(share of neighbours in the same super-group for queries in ``group``, and for the rest).
-
-    None when the class names do not split into the group and the rest (not CIFAR-10 like).
-    """
-    inside = [i for i, c in enumerate(classes) if c in group]
-    outside = [i for i, c in enumerate(classes) if c not in group]
-    if not inside or not outside:
-        return None
-    in_share = float(confusion[np.ix_(inside, inside)].sum(axis=1).mean())
-    out_share = float(confusion[np.ix_(outside, outside)].sum(axis=1).mean())
-    return in_share, out_share
 
 
 def image_map_figure(
