@@ -1,4 +1,4 @@
-"""Vector math on numpy arrays: cosine similarity, neighbours, analogies, 2D/3D maps."""
+"""Vector math on numpy arrays: normalising, cosine similarity, top-k neighbours, analogies."""
 
 from __future__ import annotations
 
