@@ -91,7 +91,7 @@ def _index(args, split=None, model=None):
 def cmd_build_index(args) -> int:
     _, index = _index(args)
     if args.approximate:
-        from .index.store import approximate_recall
+        from .index.approximate import approximate_recall
 
         recall = approximate_recall(index, k=10)
         print(f"approximate (HNSW) recall@10 against exact search: {recall:.4f}")
