@@ -16,7 +16,7 @@ from ui import cached
 from ui.charts import text as charts
 from ui.settings import current_text_model
 from ui.sidebar import require_router
-from ui.views.text import show_error
+from ui.views.text import show_error, word_box
 
 require_router()
 
@@ -36,13 +36,12 @@ def render_words_section() -> None:
     )
     input_col, controls_col = st.columns([3, 2], gap="large")
     with input_col:
-        raw = st.text_area(
+        raw = word_box(
             "Groups of words",
-            value=DEFAULT_GROUPS,
-            key="tsne_groups",
-            height=170,
-            persist_state="session",
-            help="Lines without a colon go to the group “ungrouped”. Press Ctrl+Enter to apply.",
+            DEFAULT_GROUPS,
+            "tsne_groups",
+            170,
+            "Lines without a colon go to the group “ungrouped”. Press Ctrl+Enter to apply.",
         )
     with controls_col:
         method_col, dims_col = st.columns(2)
