@@ -30,6 +30,7 @@ from streamlit.testing.v1 import AppTest
 import embeddings.config
 import embeddings.image.cifar
 import embeddings.image.collections
+from tests.conftest import wait_for_jobs
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")
@@ -112,10 +113,7 @@ def recent_files_holding(marker: bytes, folder: Path, since: float, exclude: Pat
 
 
 def settle(at: AppTest) -> AppTest:
-    deadline = time.monotonic() + TIMEOUT
-    while at.get("progress") and time.monotonic() < deadline:
-        time.sleep(0.5)
-        at.run()
+    wait_for_jobs(at, TIMEOUT)
     assert not at.exception, [e.value for e in at.exception]
     return at
 
