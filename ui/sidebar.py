@@ -18,6 +18,7 @@ import os
 import streamlit as st
 
 from embeddings.registry import needs_key
+from ui.cached import image_model_choices
 from ui.settings import (
     COLLECTION_ENV,
     COLLECTION_KEY,
@@ -31,7 +32,6 @@ from ui.settings import (
     default_text_model,
     describe_text_model,
     has_openai_key,
-    image_model_choices,
     openai_key_source,
 )
 

@@ -184,7 +184,7 @@ def clamp_perplexity(requested: float, n_points: int) -> tuple[float, str | None
 
     t-SNE needs ``0 < perplexity < n_points``; we use at most ``min(50, n_points - 1)``.
     """
-    from .mathops import max_perplexity
+    from ..core.projection import max_perplexity
 
     limit = max_perplexity(n_points)
     if requested <= limit:
