@@ -29,6 +29,7 @@ import math
 import signal
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -189,40 +190,30 @@ def _train_locked(
     run.backbone.train()
     run.classifier.train()
     total = run.data.total
-    previous_sigterm = _install_sigterm()
-    try:
-        while run.step < total:
-            run.train_step(progress)
-            if run.step < total and run.step % checkpoint_every == 0:
+    with _sigterm_interrupts():
+        try:
+            while run.step < total:
+                run.train_step(progress)
+                if run.step < total and run.step % checkpoint_every == 0:
+                    run.checkpoint()
+                if run.step < total and (
+                    (deadline and time.perf_counter() > deadline)
+                    or (max_steps and run.steps_this_run >= max_steps)
+                ):
+                    return _stop(run, say)
+        except KeyboardInterrupt:
+            if run.steps_this_run:
                 run.checkpoint()
-            if run.step < total and (
-                (deadline and time.perf_counter() > deadline)
-                or (max_steps and run.steps_this_run >= max_steps)
-            ):
-                return _stop(run, say)
-    except KeyboardInterrupt:
-        if run.steps_this_run:
-            run.checkpoint()
-            say(f"interrupted: checkpoint saved at step {run.step}/{total}; rerun to continue")
-        raise
-    finally:
-        _restore_sigterm(previous_sigterm)
+                say(f"interrupted: checkpoint saved at step {run.step}/{total}; rerun to continue")
+            raise
     return _finish(run, base, say)
 
 
 def _already_trained(folder: Path, model_id: str, say) -> FinetuneResult:
     info = json.loads((folder / "model.json").read_text(encoding="utf-8"))
     say(f"already trained: {model_id} ({folder})")
-    return FinetuneResult(
-        model_id,
-        folder,
-        True,
-        info["steps"],
-        info["steps"],
-        0.0,
-        info["train_seconds"],
-        info.get("train_accuracy"),
-    )
+    steps, seconds = info["steps"], info["train_seconds"]
+    return FinetuneResult(model_id, folder, True, steps, steps, 0.0, seconds, info.get("train_accuracy"))
 
 
 def _training_set(collection, base: ImageEmbedder, cfg: FinetuneConfig, say) -> TrainingSet:
@@ -402,17 +393,18 @@ def _finish(run: _Run, base: ImageEmbedder, say) -> FinetuneResult:
     )
 
 
-def _install_sigterm():
+@contextmanager
+def _sigterm_interrupts():
     """Turn SIGTERM into KeyboardInterrupt (so a killed job checkpoints) when on the main thread."""
     try:
-        return signal.signal(signal.SIGTERM, signal.default_int_handler)
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     except ValueError:  # not the main thread
-        return None
-
-
-def _restore_sigterm(previous) -> None:
-    if previous is not None:
-        try:
-            signal.signal(signal.SIGTERM, previous)
-        except ValueError:  # pragma: no cover
-            pass
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            try:
+                signal.signal(signal.SIGTERM, previous)
+            except ValueError:  # pragma: no cover
+                pass
