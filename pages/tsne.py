@@ -39,9 +39,9 @@ def render_words_section() -> None:
         raw = word_box(
             "Groups of words",
             DEFAULT_GROUPS,
-            "tsne_groups",
-            170,
-            "Lines without a colon go to the group “ungrouped”. Press Ctrl+Enter to apply.",
+            key="tsne_groups",
+            height=170,
+            help="Lines without a colon go to the group “ungrouped”. Press Ctrl+Enter to apply.",
         )
     with controls_col:
         method, dims, requested, seed, show_text = _words_map_controls()

@@ -47,9 +47,9 @@ def read_items() -> list[str] | None:
     raw = word_box(
         "Words or phrases, separated by commas or new lines",
         DEFAULT_WORDS,
-        "words_input",
-        100,
-        f"Up to {MAX_WORDS:,} items. Phrases, accents and emoji are fine. Press Ctrl+Enter to apply.",
+        key="words_input",
+        height=100,
+        help=f"Up to {MAX_WORDS:,} items. Phrases, accents and emoji are fine. Press Ctrl+Enter to apply.",
     )
     try:
         return parse_word_list(raw)

@@ -22,6 +22,7 @@ def show_error(exc: EmbeddingsError, model_id: str | None = None) -> None:
         st.info(HINT_LOCAL, icon=":material/lightbulb:")
 
 
-def word_box(label: str, default: str, key: str, height: int, help: str) -> str:
-    """The text area words are typed into, kept for the session (Ctrl+Enter applies it)."""
+def word_box(label: str, default: str, *, key: str, height: int, help: str) -> str:
+    """The text area words are typed into, kept for the session (Ctrl+Enter applies it); a page
+    passes ``key`` as a literal keyword, so tests/test_safety.py sees every text box."""
     return st.text_area(label, value=default, key=key, height=height, persist_state="session", help=help)
