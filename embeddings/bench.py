@@ -38,7 +38,7 @@ def bench_search(
     Returns the latency reports and the approximate index's recall@k against exact search
     over the same queries.
     """
-    from .index.store import ensure_approximate, recall_at_k
+    from .index.approximate import ensure_approximate, recall_at_k
 
     ensure_approximate(index)
     rng = np.random.default_rng(seed)
@@ -83,7 +83,7 @@ class ThroughputReport:
 
 def neighbour_agreement(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
     """Mean overlap of each item's top-``k`` neighbour sets (itself excluded) under vectors ``a`` and ``b``."""
-    from .index.store import recall_at_k
+    from .index.approximate import recall_at_k
 
     def knn(v: np.ndarray) -> np.ndarray:
         sims = v @ v.T

@@ -16,7 +16,7 @@ from ui import cached
 from ui.charts import text as charts
 from ui.settings import current_text_model
 from ui.sidebar import require_router
-from ui.views.text import show_error
+from ui.views.text import show_error, word_box
 
 require_router()
 
@@ -36,48 +36,15 @@ def render_words_section() -> None:
     )
     input_col, controls_col = st.columns([3, 2], gap="large")
     with input_col:
-        raw = st.text_area(
+        raw = word_box(
             "Groups of words",
-            value=DEFAULT_GROUPS,
+            DEFAULT_GROUPS,
             key="tsne_groups",
             height=170,
-            persist_state="session",
             help="Lines without a colon go to the group “ungrouped”. Press Ctrl+Enter to apply.",
         )
     with controls_col:
-        method_col, dims_col = st.columns(2)
-        method = method_col.segmented_control(
-            "Method", list(METHODS), default="t-SNE", key="tsne_method", persist_state="session"
-        )
-        method = method or "t-SNE"
-        dims = dims_col.segmented_control(
-            "Dimensions", ["2D", "3D"], default="2D", key="tsne_dims", persist_state="session"
-        )
-        requested = st.slider(
-            "Perplexity",
-            1.0,
-            50.0,
-            DEFAULT_PERPLEXITY,
-            step=1.0,
-            format="%.0f",
-            key="tsne_perplexity",
-            persist_state="session",
-            disabled=method != "t-SNE",
-            help="Roughly how many neighbours each point pays attention to. It must be below the number of points.",
-        )
-        seed_col, labels_col = st.columns(2, vertical_alignment="bottom")
-        seed = seed_col.number_input(
-            "Seed",
-            0,
-            2**31 - 1,
-            DEFAULT_SEED,
-            step=1,
-            key="tsne_seed",
-            persist_state="session",
-            disabled=method != "t-SNE",
-            help="t-SNE starts from a seeded layout: the same seed gives the same map.",
-        )
-        show_text = labels_col.toggle("Show labels", value=True, key="tsne_labels", persist_state="session")
+        method, dims, requested, seed, show_text = _words_map_controls()
     try:
         groups = parse_groups(raw)
     except EmbeddingsError as exc:
@@ -104,11 +71,55 @@ def render_words_section() -> None:
     except EmbeddingsError as exc:
         show_error(exc, model_id)
         return
+    _show_words_map(model_id, groups, coords, method, perplexity, int(seed), show_text)
+
+
+def _words_map_controls() -> tuple[str, str, float, int, bool]:
+    """Method, dimensions, perplexity, seed and the labels toggle of the words map."""
+    method_col, dims_col = st.columns(2)
+    method = method_col.segmented_control(
+        "Method", list(METHODS), default="t-SNE", key="tsne_method", persist_state="session"
+    )
+    method = method or "t-SNE"
+    dims = dims_col.segmented_control(
+        "Dimensions", ["2D", "3D"], default="2D", key="tsne_dims", persist_state="session"
+    )
+    requested = st.slider(
+        "Perplexity",
+        1.0,
+        50.0,
+        DEFAULT_PERPLEXITY,
+        step=1.0,
+        format="%.0f",
+        key="tsne_perplexity",
+        persist_state="session",
+        disabled=method != "t-SNE",
+        help="Roughly how many neighbours each point pays attention to. It must be below the number of points.",
+    )
+    seed_col, labels_col = st.columns(2, vertical_alignment="bottom")
+    seed = seed_col.number_input(
+        "Seed",
+        0,
+        2**31 - 1,
+        DEFAULT_SEED,
+        step=1,
+        key="tsne_seed",
+        persist_state="session",
+        disabled=method != "t-SNE",
+        help="t-SNE starts from a seeded layout: the same seed gives the same map.",
+    )
+    show_text = labels_col.toggle("Show labels", value=True, key="tsne_labels", persist_state="session")
+    return method, dims, requested, seed, show_text
+
+
+def _show_words_map(
+    model_id: str, groups, coords, method: str, perplexity: float, seed: int, show_text: bool
+) -> None:
+    """The words map (coloured by group) and the note under it."""
+    n = len(groups)
     labels = unique_labels(groups.words, limit=24)
     show_text = show_text and n <= LABELS_MAX
-    detail = (
-        f"perplexity {perplexity:g}, seed {int(seed)}" if method == "t-SNE" else "top principal components"
-    )
+    detail = f"perplexity {perplexity:g}, seed {seed}" if method == "t-SNE" else "top principal components"
     fig = charts.scatter_map(
         coords,
         labels,

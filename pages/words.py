@@ -23,7 +23,7 @@ from ui import cached
 from ui.charts import text as charts
 from ui.settings import available_text_models, current_text_model, describe_text_model
 from ui.sidebar import require_router
-from ui.views.text import show_error
+from ui.views.text import show_error, word_box
 
 require_router()
 
@@ -44,12 +44,11 @@ def similarity_column(label: str = "cosine similarity"):
 
 def read_items() -> list[str] | None:
     """The typed words and phrases, or None (after showing why) when the list is unusable."""
-    raw = st.text_area(
+    raw = word_box(
         "Words or phrases, separated by commas or new lines",
-        value=DEFAULT_WORDS,
+        DEFAULT_WORDS,
         key="words_input",
         height=100,
-        persist_state="session",
         help=f"Up to {MAX_WORDS:,} items. Phrases, accents and emoji are fine. Press Ctrl+Enter to apply.",
     )
     try:
@@ -340,21 +339,17 @@ def render() -> None:
                 icon=":material/content_cut:",
             )
     tabs = st.tabs(TABS, key="words_tab", on_change="rerun")
-    with tabs[0]:
-        if tabs[0].open:
-            matrix_tab(model_id, items)
-    with tabs[1]:
-        if tabs[1].open:
-            ranking_tab(model_id, items)
-    with tabs[2]:
-        if tabs[2].open:
-            analogy_tab(model_id)
-    with tabs[3]:
-        if tabs[3].open:
-            nearest_tab(model_id, items)
-    with tabs[4]:
-        if tabs[4].open:
-            compare_tab(model_id, items)
+    sections = (
+        lambda: matrix_tab(model_id, items),
+        lambda: ranking_tab(model_id, items),
+        lambda: analogy_tab(model_id),
+        lambda: nearest_tab(model_id, items),
+        lambda: compare_tab(model_id, items),
+    )
+    for tab, section in zip(tabs, sections, strict=True):
+        with tab:
+            if tab.open:
+                section()
 
 
 render()

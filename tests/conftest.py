@@ -1,8 +1,10 @@
 """Shared fixtures: a data folder under tmp_path, tiny image collections, deterministic embedders,
-the app's test environment (:func:`app_env`) and what a page shows (:func:`messages`, :func:`assert_clean`)."""
+the app's test environment (:func:`app_env`), what a page shows (:func:`messages`, :func:`assert_clean`)
+and driving it (:func:`wait_for_jobs`, :func:`type_words`)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,42 +13,21 @@ import streamlit as st
 
 import embeddings.config
 from embeddings.core.fingerprint import fingerprint
+from embeddings.image.collection import ImageCollection
 from embeddings.models.baselines import PixelImageEmbedder
 from tests.browser_support import app_url, browser, page  # noqa: F401  (browser-test fixtures)
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (40, 50, 230)}
 
 
-class ArrayCollection:
-    """An in-memory labelled image collection with the same interface as embeddings.image.collection.ImageCollection."""
+class ArrayCollection(ImageCollection):
+    """An in-memory :class:`ImageCollection` over an (n, h, w, 3) uint8 array (kept as ``images``),
+    fingerprinted from its pixels."""
 
     def __init__(self, images: np.ndarray, labels, classes, name="tiny", split="test", source="memory"):
+        fp = fingerprint(images.tobytes().hex()[:4096], len(images), images.sum().item())
+        super().__init__(name, source, split, images, fp, classes, labels)
         self.images = images
-        self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
-        self.classes = list(classes)
-        self.name, self.split, self.source = name, split, source
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def get_images(self, ids):
-        return self.images[np.asarray(ids, dtype=int)]
-
-    def get_image(self, i):
-        return self.images[i]
-
-    def fingerprint(self) -> str:
-        return fingerprint(self.images.tobytes().hex()[:4096], len(self.images), self.images.sum().item())
-
-    def describe(self) -> dict:
-        return {
-            "name": self.name,
-            "source": self.source,
-            "split": self.split,
-            "count": len(self),
-            "classes": self.classes,
-            "fingerprint": self.fingerprint(),
-        }
 
 
 def make_colour_images(per_class: int = 6, size: int = 8, seed: int = 0):
@@ -163,3 +144,23 @@ def assert_clean(at) -> None:
     """The run raised nothing (no exception box) and showed no error."""
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
+
+
+def wait_for_jobs(at, timeout: float, poll: float = 0.5):
+    """Rerun ``at`` every ``poll`` seconds while a background job (index build, image map) shows its
+    progress bar, for at most ``timeout`` seconds; the caller asserts what it expects afterwards."""
+    deadline = time.monotonic() + timeout
+    while at.get("progress") and time.monotonic() < deadline:
+        time.sleep(poll)
+        at.run()
+    return at
+
+
+def type_words(at, words: str | None = None, tab: str | None = None):
+    """Type ``words`` into the words page's input and open the words tab ``tab`` (each if given)."""
+    if words is not None:
+        at.text_area(key="words_input").set_value(words).run()
+    if tab is not None:
+        at.session_state["words_tab"] = tab
+        at.run()
+    return at

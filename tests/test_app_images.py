@@ -1,6 +1,5 @@
 """The image search page and the image map under AppTest, with the instant ``pixels`` model on the sample."""
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from embeddings.image.display import group_purity, mosaic, worst_confusions
+from tests.conftest import wait_for_jobs
 from ui.charts.image import gallery_figure
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -23,10 +23,7 @@ def open_ready(page: str) -> AppTest:
     """Open ``page`` and rerun until the background index build (and map) has finished."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     at.switch_page(page).run()
-    deadline = time.monotonic() + TIMEOUT
-    while at.get("progress") and time.monotonic() < deadline:
-        time.sleep(0.5)
-        at.run()
+    wait_for_jobs(at, TIMEOUT)
     assert not at.exception, at.exception
     assert not at.get("progress"), "the index build did not finish"
     return at
@@ -80,10 +77,7 @@ def test_image_map_tab(app_env):
     # open the Images tab the way a click does
     at.session_state["tsne_section"] = "Images"
     at.run()
-    deadline = time.monotonic() + TIMEOUT
-    while at.get("progress") and time.monotonic() < deadline:
-        time.sleep(1)
-        at.run()
+    wait_for_jobs(at, TIMEOUT, poll=1)
     assert not at.exception
     assert "Click any point" in text_of(at)
     at.session_state["map_selected"] = 3
@@ -112,10 +106,7 @@ def test_confusion_summaries():
 def test_home_starts_the_build_in_the_background_then_reports_the_index(app_env):
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     assert not at.exception
-    deadline = time.monotonic() + TIMEOUT
-    while at.get("progress") and time.monotonic() < deadline:
-        time.sleep(0.5)
-        at.run()
+    wait_for_jobs(at, TIMEOUT)
     assert not at.exception
     status = " ".join(str(s.value) for s in at.success)
     assert "Index: 2,000 images × 768 dims" in status and "reused from disk" in status
@@ -190,10 +181,7 @@ def test_choosing_a_saved_head_derives_its_index_from_the_base_index(app_env, mo
     at.run()
     assert head_id in at.selectbox(key="image_model").options
     at.selectbox(key="image_model").set_value(head_id).run()
-    deadline = time.monotonic() + TIMEOUT
-    while at.get("progress") and time.monotonic() < deadline:
-        time.sleep(0.5)
-        at.run()
+    wait_for_jobs(at, TIMEOUT)
     assert not at.exception, at.exception
     assert "Building the index failed" not in text_of(at), text_of(at)
     assert f"embedded with **{head_id}**" in text_of(at)
@@ -282,10 +270,7 @@ def test_clip_without_weights_is_explained_and_download_fails_cleanly(app_env, m
     assert not at.exception, at.exception
     assert "can't be used on this machine yet" in text_of(at) and "offline" in text_of(at)
     at.button(key="download_model").click().run()
-    deadline = time.monotonic() + TIMEOUT
-    while at.get("progress") and time.monotonic() < deadline:
-        time.sleep(0.5)
-        at.run()
+    wait_for_jobs(at, TIMEOUT)
     assert not at.exception, at.exception
     assert "could not be opened" in text_of(at) and "offline: test" in text_of(at)
 

@@ -11,7 +11,7 @@ from embeddings.errors import AuthenticationError, RemoteServiceError
 from embeddings.models.baselines import HashingTextEmbedder
 from embeddings.text.base import MAX_TEXT_CHARS, MAX_WORDS
 from embeddings.text.wordlists import similar_pairs, spearman, unique_labels
-from tests.conftest import assert_clean, messages
+from tests.conftest import assert_clean, messages, type_words
 from ui.charts.text import ranking_bars, similarity_heatmap, similarity_range
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -22,12 +22,7 @@ TIMEOUT = 60
 def words_page(words: str | None = None, tab: str | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     at.switch_page(PAGE).run()
-    if words is not None:
-        at.text_area(key="words_input").set_value(words).run()
-    if tab is not None:
-        at.session_state["words_tab"] = tab
-        at.run()
-    return at
+    return type_words(at, words, tab)
 
 
 def charts(at: AppTest) -> dict:

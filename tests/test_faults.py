@@ -43,7 +43,7 @@ from embeddings.models import openai as tb
 from embeddings.models import resnet as ib
 from embeddings.models.baselines import PixelImageEmbedder
 from embeddings.text.cache import EmbeddingCache
-from tests.conftest import ArrayCollection, make_colour_images
+from tests.conftest import ArrayCollection, make_colour_images, type_words, wait_for_jobs
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")
@@ -64,9 +64,7 @@ def use_openai(monkeypatch, base_url: str | None, key: str | None = FAKE_KEY) ->
 def words_page(words: str | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     at.switch_page("pages/words.py").run()
-    if words is not None:
-        at.text_area(key="words_input").set_value(words).run()
-    return at
+    return type_words(at, words)
 
 
 def has_heatmap(at: AppTest) -> bool:
@@ -386,10 +384,7 @@ def test_disk_full_on_the_first_write(data_dir, monkeypatch):
 
 
 def images_page_settled(at: AppTest) -> AppTest:
-    deadline = time.monotonic() + TIMEOUT
-    while at.get("progress") and time.monotonic() < deadline:
-        time.sleep(0.5)
-        at.run()
+    wait_for_jobs(at, TIMEOUT)
     assert not at.exception, [e.value for e in at.exception]
     return at
 

@@ -11,7 +11,7 @@ from image_fixtures import make_class_folder
 from safetensors.torch import load_file
 
 from embeddings import cli
-from embeddings.adapt import finetune, finetuned, saved
+from embeddings.adapt import finetune, finetuned, saved, trainingdata
 from embeddings.errors import InvalidInputError, ModelUnavailableError
 from embeddings.image.base import ImageEmbedder, Preprocess
 from embeddings.registry import get_image_embedder, image_model_ids
@@ -68,8 +68,8 @@ def test_bf16_defaults_off_on_cpu(monkeypatch):
 
 def test_augment_is_deterministic_and_shaped():
     images, _ = make_colour_images(per_class=2, size=8)
-    a = finetune.augment(images, np.random.default_rng(1), 16, (0.5,) * 3, (0.5,) * 3)
-    b = finetune.augment(images, np.random.default_rng(1), 16, (0.5,) * 3, (0.5,) * 3)
+    a = trainingdata.augment(images, np.random.default_rng(1), 16, (0.5,) * 3, (0.5,) * 3)
+    b = trainingdata.augment(images, np.random.default_rng(1), 16, (0.5,) * 3, (0.5,) * 3)
     assert tuple(a.shape) == (len(images), 3, 16, 16) and a.dtype == torch.float32
     torch.testing.assert_close(a, b)
 

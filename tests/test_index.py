@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from embeddings.errors import CorruptIndexError, IndexNotBuiltError, InvalidInputError, StaleIndexError
-from embeddings.index import service
+from embeddings.index import approximate, service
 from embeddings.index import store as idx
 from tests.conftest import ArrayCollection, make_colour_images
 
@@ -167,7 +167,7 @@ def test_approximate_index_recall(data_dir, pixel_embedder):
     images, labels = make_colour_images(per_class=100)
     collection = ArrayCollection(images, labels, ["red", "green", "blue"])
     index, _ = service.get_or_build_index(collection, pixel_embedder, data_dir)
-    recall = idx.approximate_recall(index, k=10, n_queries=100)
+    recall = approximate.approximate_recall(index, k=10, n_queries=100)
     assert 0.9 <= recall <= 1.0
     reloaded = idx.load_index(collection, pixel_embedder, data_dir)  # hnsw file is in the manifest
     assert reloaded.approximate is not None

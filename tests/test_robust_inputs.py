@@ -30,7 +30,7 @@ from embeddings.image.io import DEFAULT_MAX_PIXELS, decode_image_bytes
 from embeddings.registry import get_text_embedder
 from embeddings.text.base import MAX_TEXT_CHARS, MAX_WORDS, clean_text, parse_word_list
 from embeddings.text.wordlists import clamp_perplexity, parse_groups
-from tests.conftest import assert_clean, messages
+from tests.conftest import assert_clean, messages, type_words, wait_for_jobs
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning"),  # huge.png
@@ -75,19 +75,8 @@ def open_page(page: str) -> AppTest:
 
 def wait_ready(at: AppTest) -> AppTest:
     """Rerun while a background job (index build, image map) shows its progress bar."""
-    deadline = time.monotonic() + TIMEOUT
-    while at.get("progress") and time.monotonic() < deadline:
-        time.sleep(0.5)
-        at.run()
+    wait_for_jobs(at, TIMEOUT)
     assert not at.get("progress"), "a background job did not finish"
-    return at
-
-
-def type_words(at: AppTest, raw: str, tab: str | None = None) -> AppTest:
-    at.text_area(key="words_input").set_value(raw).run()
-    if tab is not None:
-        at.session_state["words_tab"] = tab
-        at.run()
     return at
 
 

@@ -29,6 +29,7 @@ import math
 import signal
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,18 +37,18 @@ import numpy as np
 
 from .. import __version__
 from ..config import data_dir as resolve_data_dir
-from ..core.files import atomic_path, write_json_atomic
-from ..core.fingerprint import as_json, fingerprint, sha256_file, slug
+from ..core.fingerprint import as_json, fingerprint, slug
 from ..core.torchutil import require_torch
 from ..errors import InvalidInputError
 from ..image.base import ImageEmbedder, Preprocess, bf16_supported
+from .checkpoints import clear_checkpoints, load_checkpoint, read_state, save_checkpoint, save_final
 from .finetuned import trainable_backbone
 from .saved import finetune_root
+from .trainingdata import TrainingSet, load_training_images
 
 log = logging.getLogger(__name__)
 
 FT_FORMAT = 1
-LOAD_CHUNK = 2048
 
 
 @dataclass(frozen=True)
@@ -108,123 +109,6 @@ def run_dir(base_model_id: str, fp: str, data_dir=None) -> Path:
 
 def finetuned_model_id(base_model_id: str, fp: str) -> str:
     return f"{base_model_id}-ft-{fp[:8]}"
-
-
-# ----------------------------------------------------------------------------- data
-
-
-def load_training_images(collection, ids: np.ndarray, size: int, progress=None) -> np.ndarray:
-    """uint8 (n, h, w, 3) images: at their own size when they all share one, else resized to ``size``."""
-    from PIL import Image
-
-    first = np.asarray(collection.get_images([int(ids[0])])[0])
-    out = None
-    for start in range(0, len(ids), LOAD_CHUNK):
-        chunk = [np.asarray(img) for img in collection.get_images(ids[start : start + LOAD_CHUNK].tolist())]
-        if out is None:
-            same = all(a.shape == first.shape for a in chunk)
-            shape = first.shape if same else (size, size, 3)
-            out = np.empty((len(ids), *shape), dtype=np.uint8)
-        for j, img in enumerate(chunk):
-            if img.shape != out.shape[1:]:
-                img = np.asarray(Image.fromarray(img).resize(out.shape[1:3][::-1], Image.BILINEAR))
-            out[start + j] = img
-        if progress:
-            progress(min(start + LOAD_CHUNK, len(ids)), len(ids))
-    return out
-
-
-def augment(images: np.ndarray, rng: np.random.Generator, resolution: int, mean, std):
-    """Pad-crop (zero pad 1/8 of the side) and horizontal flip, resize, normalise: float NCHW tensor."""
-    torch = require_torch()
-    import torch.nn.functional as F
-
-    n, h, w, _ = images.shape
-    pad = max(1, h // 8)
-    padded = np.zeros((n, h + 2 * pad, w + 2 * pad, 3), dtype=np.uint8)
-    padded[:, pad : pad + h, pad : pad + w] = images
-    dy = rng.integers(0, 2 * pad + 1, size=n)
-    dx = rng.integers(0, 2 * pad + 1, size=n)
-    flip = rng.random(n) < 0.5
-    out = np.empty_like(images)
-    for i in range(n):
-        crop = padded[i, dy[i] : dy[i] + h, dx[i] : dx[i] + w]
-        out[i] = crop[:, ::-1] if flip[i] else crop
-    return _to_input(out, resolution, mean, std, torch, F)
-
-
-def _to_input(images: np.ndarray, resolution: int, mean, std, torch=None, F=None):
-    torch = torch or require_torch()
-    if F is None:
-        import torch.nn.functional as F
-    batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
-    if batch.shape[-2:] != (resolution, resolution):
-        batch = F.interpolate(
-            batch, size=(resolution, resolution), mode="bilinear", align_corners=False, antialias=True
-        )
-    batch = (batch - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
-    return batch.contiguous(memory_format=torch.channels_last)
-
-
-# ----------------------------------------------------------------------------- checkpoints
-
-
-def _save_checkpoint(folder: Path, step: int, backbone, classifier, optimizer, state: dict) -> None:
-    from safetensors.torch import save_file
-
-    tensors = {f"backbone.{k}": v.detach().cpu().contiguous() for k, v in backbone.state_dict().items()}
-    tensors.update(
-        {f"classifier.{k}": v.detach().cpu().contiguous() for k, v in classifier.state_dict().items()}
-    )
-    names = _param_names(backbone, classifier)
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            buf = optimizer.state.get(p, {}).get("momentum_buffer")
-            if buf is not None:
-                tensors[f"momentum.{names[id(p)]}"] = buf.detach().cpu().contiguous()
-    name = f"ckpt-{step:08d}.safetensors"
-    with atomic_path(folder / name, suffix=".safetensors") as tmp:
-        save_file(tensors, str(tmp))
-    state = {**state, "step": step, "checkpoint": name, "checkpoint_sha256": sha256_file(folder / name)}
-    write_json_atomic(folder / "state.json", state)
-    for old in folder.glob("ckpt-*.safetensors"):  # only the latest is kept
-        if old.name != name:
-            old.unlink(missing_ok=True)
-
-
-def _param_names(backbone, classifier) -> dict[int, str]:
-    names = {id(p): f"backbone.{n}" for n, p in backbone.named_parameters()}
-    names.update({id(p): f"classifier.{n}" for n, p in classifier.named_parameters()})
-    return names
-
-
-def _read_state(folder: Path) -> dict | None:
-    try:
-        state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        log.warning("ignoring unreadable %s: %s", folder / "state.json", exc)
-        return None
-    path = folder / state.get("checkpoint", "")
-    if not path.is_file() or sha256_file(path) != state.get("checkpoint_sha256"):
-        log.warning("checkpoint in %s is missing or damaged; starting again", folder)
-        return None
-    return state
-
-
-def _load_checkpoint(folder: Path, state: dict, backbone, classifier, optimizer) -> None:
-    from safetensors.torch import load_file
-
-    tensors = load_file(str(folder / state["checkpoint"]))
-    backbone.load_state_dict({k[9:]: v for k, v in tensors.items() if k.startswith("backbone.")})
-    classifier.load_state_dict({k[11:]: v for k, v in tensors.items() if k.startswith("classifier.")})
-    names = _param_names(backbone, classifier)
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            key = f"momentum.{names[id(p)]}"
-            if key in tensors:
-                optimizer.state[p]["momentum_buffer"] = tensors[key].to(p.device)
 
 
 # ----------------------------------------------------------------------------- training
@@ -298,21 +182,41 @@ def finetune(
 def _train_locked(
     collection, base, cfg, folder, fp, model_id, max_minutes, checkpoint_every, progress, say, max_steps
 ):
-    torch = require_torch()
     started = time.perf_counter()
     if (folder / "model.json").is_file():
-        info = json.loads((folder / "model.json").read_text(encoding="utf-8"))
-        say(f"already trained: {model_id} ({folder})")
-        return FinetuneResult(
-            model_id,
-            folder,
-            True,
-            info["steps"],
-            info["steps"],
-            0.0,
-            info["train_seconds"],
-            info.get("train_accuracy"),
-        )
+        return _already_trained(folder, model_id, say)
+    run = _start_run(collection, base, cfg, folder, fp, model_id, started, say)
+    deadline = started + max_minutes * 60 if max_minutes else None
+    run.backbone.train()
+    run.classifier.train()
+    total = run.data.total
+    with _sigterm_interrupts():
+        try:
+            while run.step < total:
+                run.train_step(progress)
+                if run.step < total and run.step % checkpoint_every == 0:
+                    run.checkpoint()
+                if run.step < total and (
+                    (deadline and time.perf_counter() > deadline)
+                    or (max_steps and run.steps_this_run >= max_steps)
+                ):
+                    return _stop(run, say)
+        except KeyboardInterrupt:
+            if run.steps_this_run:
+                run.checkpoint()
+                say(f"interrupted: checkpoint saved at step {run.step}/{total}; rerun to continue")
+            raise
+    return _finish(run, base, say)
+
+
+def _already_trained(folder: Path, model_id: str, say) -> FinetuneResult:
+    info = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    say(f"already trained: {model_id} ({folder})")
+    steps, seconds = info["steps"], info["train_seconds"]
+    return FinetuneResult(model_id, folder, True, steps, steps, 0.0, seconds, info.get("train_accuracy"))
+
+
+def _training_set(collection, base: ImageEmbedder, cfg: FinetuneConfig, say) -> TrainingSet:
     n_all = len(collection)
     order = np.random.default_rng([cfg.seed, 7]).permutation(n_all)
     ids = np.sort(order[: cfg.subset]) if cfg.subset else np.arange(n_all)
@@ -323,13 +227,17 @@ def _train_locked(
     steps_per_epoch = n // cfg.batch_size
     if steps_per_epoch < 1:
         raise InvalidInputError(f"{n} images is fewer than one batch of {cfg.batch_size}")
-    total = steps_per_epoch * cfg.epochs
     say(f"loading {n} training images")
     images = load_training_images(collection, ids, cfg.resolution)
     mean, std = base.preprocess.mean, base.preprocess.std
+    return TrainingSet(images, labels, cfg.seed, cfg.batch_size, cfg.epochs, cfg.resolution, mean, std)
 
+
+def _model_and_optimizer(base: ImageEmbedder, n_classes: int, cfg: FinetuneConfig):
+    """The trainable backbone, a new linear classifier (seeded) and SGD over both (no decay on biases)."""
+    torch = require_torch()
     backbone = trainable_backbone(base)
-    classifier = torch.nn.Linear(base.dim, len(collection.classes))
+    classifier = torch.nn.Linear(base.dim, n_classes)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         torch.nn.init.normal_(classifier.weight, std=0.01)
@@ -345,154 +253,158 @@ def _train_locked(
         momentum=cfg.momentum,
         nesterov=True,
     )
+    return backbone, classifier, optimizer
+
+
+@dataclass
+class _Run:
+    """One call's training: the model and optimiser, the step reached, the running accuracy, the clock."""
+
+    cfg: FinetuneConfig
+    folder: Path
+    model_id: str
+    meta: dict
+    data: TrainingSet
+    backbone: object
+    classifier: object
+    optimizer: object
+    loss_fn: object
+    autocast: object
+    started: float
+    step: int = 0
+    seconds_before: float = 0.0
+    steps_this_run: int = 0
+    correct: int = 0
+    seen: int = 0
+
+    def accuracy(self) -> float:
+        return self.correct / max(1, self.seen)
+
+    def checkpoint(self) -> None:
+        """Save a checkpoint at the current step, with the training time so far."""
+        seconds = self.seconds_before + time.perf_counter() - self.started
+        save_checkpoint(
+            self.folder,
+            self.step,
+            self.backbone,
+            self.classifier,
+            self.optimizer,
+            {**self.meta, "seconds": seconds},
+        )
+
+    def train_step(self, progress) -> None:
+        """One optimiser step on the next batch; reports loss, running accuracy and lr to ``progress``."""
+        torch = require_torch()
+        cfg, total = self.cfg, self.data.total
+        epoch, i = divmod(self.step, self.data.steps_per_epoch)
+        if i == 0:
+            self.correct = self.seen = 0
+        x, y = self.data.batch(epoch, i)
+        lr = one_cycle_lr(self.step, total, cfg)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        torch.manual_seed(int(cfg.seed * 1_000_003 + self.step))  # dropout: reproducible on resume
+        with self.autocast:
+            logits = self.classifier(self.backbone(x))
+            loss = self.loss_fn(logits.float(), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        self.steps_this_run += 1
+        loss_value = float(loss.detach())
+        self.correct += int((logits.detach().argmax(1) == y).sum())
+        self.seen += len(y)
+        if progress:
+            info = {"loss": loss_value, "acc": self.correct / self.seen, "lr": lr, "epoch": epoch + 1}
+            progress(self.step, total, info)
+
+
+def _start_run(collection, base, cfg, folder, fp, model_id, started, say) -> _Run:
+    """Load the data, build the model and optimiser, and resume from the latest checkpoint if any."""
+    torch = require_torch()
+    data = _training_set(collection, base, cfg, say)
+    backbone, classifier, optimizer = _model_and_optimizer(base, len(collection.classes), cfg)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     meta = {
         "format": FT_FORMAT,
         "fingerprint": fp,
         "base_model": base.model_id,
         "config": asdict(cfg),
-        "total_steps": total,
-        "train_count": n,
+        "total_steps": data.total,
+        "train_count": len(data.labels),
         "training_collection": {
             k: collection.describe()[k] for k in ("name", "source", "split", "count", "fingerprint")
         },
     }
-    state = _read_state(folder)
-    step, seconds_before = 0, 0.0
-    if state is not None and state.get("fingerprint") == fp:
-        _load_checkpoint(folder, state, backbone, classifier, optimizer)
-        step, seconds_before = int(state["step"]), float(state.get("seconds", 0.0))
-        say(f"resuming {folder.name} at step {step}/{total} ({seconds_before / 60:.1f} min trained so far)")
-    else:
-        say(f"starting {folder.name}: {total} steps ({cfg.epochs} epochs of {steps_per_epoch})")
-
-    def checkpoint(at: int) -> None:
-        _save_checkpoint(
-            folder,
-            at,
-            backbone,
-            classifier,
-            optimizer,
-            {**meta, "seconds": seconds_before + time.perf_counter() - started},
-        )
-
-    deadline = started + max_minutes * 60 if max_minutes else None
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(cfg.bf16))
-    backbone.train()
-    classifier.train()
-    correct = seen = 0
-    loss_value = float("nan")
-    steps_this_run = 0
-    previous_sigterm = _install_sigterm()
-    try:
-        while step < total:
-            epoch, i = divmod(step, steps_per_epoch)
-            if i == 0:
-                correct = seen = 0
-            perm = np.random.default_rng([cfg.seed, epoch]).permutation(n)
-            batch_ids = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-            rng = np.random.default_rng([cfg.seed, epoch, i, 1])
-            x = augment(images[batch_ids], rng, cfg.resolution, mean, std)
-            y = torch.from_numpy(labels[batch_ids])
-            lr = one_cycle_lr(step, total, cfg)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            torch.manual_seed(int(cfg.seed * 1_000_003 + step))  # dropout: reproducible on resume
-            with autocast:
-                logits = classifier(backbone(x))
-                loss = loss_fn(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            steps_this_run += 1
-            loss_value = float(loss.detach())
-            correct += int((logits.detach().argmax(1) == y).sum())
-            seen += len(y)
-            if progress:
-                progress(
-                    step, total, {"loss": loss_value, "acc": correct / seen, "lr": lr, "epoch": epoch + 1}
-                )
-            if step < total and step % checkpoint_every == 0:
-                checkpoint(step)
-            if step < total and (
-                (deadline and time.perf_counter() > deadline) or (max_steps and steps_this_run >= max_steps)
-            ):
-                checkpoint(step)
-                elapsed = time.perf_counter() - started
-                say(f"stopped at step {step}/{total} after {elapsed / 60:.1f} min; rerun to continue")
-                return FinetuneResult(
-                    model_id,
-                    folder,
-                    False,
-                    step,
-                    total,
-                    elapsed,
-                    seconds_before + elapsed,
-                    correct / max(1, seen),
-                )
-    except KeyboardInterrupt:
-        if steps_this_run:
-            checkpoint(step)
-            say(f"interrupted: checkpoint saved at step {step}/{total}; rerun to continue")
-        raise
-    finally:
-        _restore_sigterm(previous_sigterm)
-    elapsed = time.perf_counter() - started
-    accuracy = correct / max(1, seen)
-    _save_final(
-        folder,
-        backbone,
-        base,
-        cfg,
-        {
-            **meta,
-            "steps": total,
-            "train_seconds": round(seconds_before + elapsed, 1),
-            "train_accuracy": round(accuracy, 4),
-        },
+    run = _Run(cfg, folder, model_id, meta, data, backbone, classifier, optimizer, loss_fn, autocast, started)
+    state = read_state(folder)
+    if state is not None and state.get("fingerprint") == fp:
+        load_checkpoint(folder, state, backbone, classifier, optimizer)
+        run.step, run.seconds_before = int(state["step"]), float(state.get("seconds", 0.0))
+        say(
+            f"resuming {folder.name} at step {run.step}/{data.total} "
+            f"({run.seconds_before / 60:.1f} min trained so far)"
+        )
+    else:
+        say(f"starting {folder.name}: {data.total} steps ({cfg.epochs} epochs of {data.steps_per_epoch})")
+    return run
+
+
+def _stop(run: _Run, say) -> FinetuneResult:
+    """Checkpoint and return early (out of time, or out of ``max_steps``)."""
+    run.checkpoint()
+    elapsed = time.perf_counter() - run.started
+    say(f"stopped at step {run.step}/{run.data.total} after {elapsed / 60:.1f} min; rerun to continue")
+    return FinetuneResult(
+        run.model_id,
+        run.folder,
+        False,
+        run.step,
+        run.data.total,
+        elapsed,
+        run.seconds_before + elapsed,
+        run.accuracy(),
     )
-    for old in folder.glob("ckpt-*.safetensors"):
-        old.unlink(missing_ok=True)
-    (folder / "state.json").unlink(missing_ok=True)
-    say(f"done: {model_id} after {(seconds_before + elapsed) / 60:.1f} min of training")
-    return FinetuneResult(model_id, folder, True, total, total, elapsed, seconds_before + elapsed, accuracy)
 
 
-def _install_sigterm():
-    """Turn SIGTERM into KeyboardInterrupt (so a killed job checkpoints) when on the main thread."""
-    try:
-        return signal.signal(signal.SIGTERM, signal.default_int_handler)
-    except ValueError:  # not the main thread
-        return None
-
-
-def _restore_sigterm(previous) -> None:
-    if previous is not None:
-        try:
-            signal.signal(signal.SIGTERM, previous)
-        except ValueError:  # pragma: no cover
-            pass
-
-
-def _save_final(folder: Path, backbone, base: ImageEmbedder, cfg: FinetuneConfig, meta: dict) -> None:
-    from safetensors.torch import save_file
-
-    tensors = {k: v.detach().cpu().contiguous() for k, v in backbone.state_dict().items()}
-    with atomic_path(folder / "weights.safetensors", suffix=".safetensors") as tmp:
-        save_file(tensors, str(tmp))
+def _finish(run: _Run, base: ImageEmbedder, say) -> FinetuneResult:
+    """Save the finished backbone and ``model.json``, drop the checkpoints and report."""
+    elapsed = time.perf_counter() - run.started
+    accuracy = run.accuracy()
+    cfg, total = run.cfg, run.data.total
     info = {
-        **meta,
-        "model_id": finetuned_model_id(base.model_id, meta["fingerprint"]),
+        **run.meta,
+        "steps": total,
+        "train_seconds": round(run.seconds_before + elapsed, 1),
+        "train_accuracy": round(accuracy, 4),
+        "model_id": finetuned_model_id(base.model_id, run.meta["fingerprint"]),
         "dim": base.dim,
         "preprocess": Preprocess(
             cfg.resolution, cfg.resolution, base.preprocess.mean, base.preprocess.std
         ).describe(),
-        "weights_sha256": sha256_file(folder / "weights.safetensors"),
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "package_version": __version__,
     }
-    write_json_atomic(folder / "model.json", info)
+    save_final(run.folder, run.backbone, info)
+    clear_checkpoints(run.folder)
+    say(f"done: {run.model_id} after {(run.seconds_before + elapsed) / 60:.1f} min of training")
+    return FinetuneResult(
+        run.model_id, run.folder, True, total, total, elapsed, run.seconds_before + elapsed, accuracy
+    )
 
 
-# ----------------------------------------------------------------------------- the fine-tuned model
+@contextmanager
+def _sigterm_interrupts():
+    """Turn SIGTERM into KeyboardInterrupt (so a killed job checkpoints) when on the main thread."""
+    try:
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            try:
+                signal.signal(signal.SIGTERM, previous)
+            except ValueError:  # pragma: no cover
+                pass

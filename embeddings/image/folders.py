@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -185,50 +186,84 @@ def _estimate_bytes(paths: list[str]) -> float:
 
 
 def open_folder(source, root: Path, folder: Path, split: str, max_pixels: int | None) -> ImageCollection:
+    """The collection of ``split`` in ``folder``: decoded into memory when it fits, else lazy."""
     paths, names, labels, classes, notes, fp = scan_folder(folder, split)
     common = {"name": root.name or str(root), "source": os.fspath(source), "split": split, "fingerprint": fp}
     if not paths:
         raise DatasetUnavailableError(f"no image files found in {folder}")
-    keep = None
+    listing = _Listing(folder, paths, names, labels, classes if labels is not None else [], notes)
+    decoded = None
     if _estimate_bytes(paths) <= EAGER_MAX_BYTES:
-        try:
-            arrays: list[np.ndarray | None] = []
-            errors: list[str] = []
-            used = 0  # a soft limit was estimated; 2x is the hard one before switching to lazy
-            for start in range(0, len(paths), _DECODE_CHUNK):
-                chunk = paths[start : start + _DECODE_CHUNK]
-                decoded, errs = decode_all(
-                    [_read_bytes(p) for p in chunk],
-                    names[start : start + len(chunk)],
-                    max_pixels,
-                    budget=2 * EAGER_MAX_BYTES - used,
-                )
-                used += sum(a.nbytes for a in decoded if a is not None)
-                arrays.extend(decoded)
-                errors.extend(errs)
-            keep = [i for i, a in enumerate(arrays) if a is not None]
-        except MemoryError:
-            keep = None
-            log.info("%s decodes to more than %d MB; reading it lazily", folder, 2 * EAGER_MAX_BYTES >> 20)
-    if keep is not None:
-        images: np.ndarray | list[np.ndarray] = [arrays[i] for i in keep]
-        if images and all(a.shape == images[0].shape for a in images):
-            images = np.stack(images)
-            images.setflags(write=False)
-        skipped = len(paths) - len(keep)
-        _log_skipped(folder, errors, notes)
-        if not keep:
-            raise DatasetUnavailableError(f"none of the {len(paths)} image files in {folder} could be read")
-        return ImageCollection(
-            images=images,
-            classes=classes if labels is not None else [],
-            labels=None if labels is None else labels[keep],
-            names=[names[i] for i in keep],
-            skipped=skipped,
-            warnings=notes,
-            **common,
+        decoded = _decode_eagerly(folder, paths, names, max_pixels)
+    if decoded is not None:
+        return _eager_collection(listing, *decoded, common)
+    return _lazy_collection(listing, max_pixels, common)
+
+
+@dataclass(frozen=True)
+class _Listing:
+    """What :func:`scan_folder` found: the files, their names, labels and classes, and notes."""
+
+    folder: Path
+    paths: list
+    names: list[str]
+    labels: np.ndarray | None
+    classes: list[str]
+    notes: list[str]
+
+
+def _decode_eagerly(folder: Path, paths, names, max_pixels: int | None):
+    """(decoded arrays, None for each unreadable file; error messages), or None when the images
+    decode to more than twice ``EAGER_MAX_BYTES`` (the folder is then read lazily)."""
+    try:
+        arrays: list[np.ndarray | None] = []
+        errors: list[str] = []
+        used = 0  # a soft limit was estimated; 2x is the hard one before switching to lazy
+        for start in range(0, len(paths), _DECODE_CHUNK):
+            chunk = paths[start : start + _DECODE_CHUNK]
+            decoded, errs = decode_all(
+                [_read_bytes(p) for p in chunk],
+                names[start : start + len(chunk)],
+                max_pixels,
+                budget=2 * EAGER_MAX_BYTES - used,
+            )
+            used += sum(a.nbytes for a in decoded if a is not None)
+            arrays.extend(decoded)
+            errors.extend(errs)
+    except MemoryError:
+        log.info("%s decodes to more than %d MB; reading it lazily", folder, 2 * EAGER_MAX_BYTES >> 20)
+        return None
+    return arrays, errors
+
+
+def _eager_collection(listing: _Listing, arrays: list, errors: list[str], common: dict) -> ImageCollection:
+    """An in-memory collection of the images that decoded (one stacked array when all share a size)."""
+    keep = [i for i, a in enumerate(arrays) if a is not None]
+    images: np.ndarray | list[np.ndarray] = [arrays[i] for i in keep]
+    if images and all(a.shape == images[0].shape for a in images):
+        images = np.stack(images)
+        images.setflags(write=False)
+    skipped = len(listing.paths) - len(keep)
+    _log_skipped(listing.folder, errors, listing.notes)
+    if not keep:
+        raise DatasetUnavailableError(
+            f"none of the {len(listing.paths)} image files in {listing.folder} could be read"
         )
-    # lazy: check every header now so unreadable files are left out up front
+    return ImageCollection(
+        images=images,
+        classes=listing.classes,
+        labels=None if listing.labels is None else listing.labels[keep],
+        names=[listing.names[i] for i in keep],
+        skipped=skipped,
+        warnings=listing.notes,
+        **common,
+    )
+
+
+def _lazy_collection(listing: _Listing, max_pixels: int | None, common: dict) -> LazyFolderCollection:
+    """A collection that decodes on demand; every header is checked now, so unreadable files are
+    left out up front."""
+    paths, names = listing.paths, listing.names
     sizes = [probe_size(p) for p in paths]
     ok = [
         i for i, s in enumerate(sizes) if s is not None and (max_pixels is None or s[0] * s[1] <= max_pixels)
@@ -239,18 +274,20 @@ def open_folder(source, root: Path, folder: Path, split: str, max_pixels: int | 
         for i in range(len(paths))
         if i not in ok_set
     ]
-    _log_skipped(folder, errors, notes)
+    _log_skipped(listing.folder, errors, listing.notes)
     if not ok:
-        raise DatasetUnavailableError(f"none of the {len(paths)} image files in {folder} could be read")
+        raise DatasetUnavailableError(
+            f"none of the {len(paths)} image files in {listing.folder} could be read"
+        )
     return LazyFolderCollection(
         paths=[paths[i] for i in ok],
         sizes=[sizes[i] for i in ok],
         max_pixels=max_pixels,
-        classes=classes if labels is not None else [],
-        labels=None if labels is None else labels[ok],
+        classes=listing.classes,
+        labels=None if listing.labels is None else listing.labels[ok],
         names=[names[i] for i in ok],
         skipped=len(paths) - len(ok),
-        warnings=notes,
+        warnings=listing.notes,
         **common,
     )
 

@@ -45,7 +45,7 @@ EMBED_CHUNK = 1024  # images decoded and embedded per step; bounds memory on big
 Progress = Callable[[int, int], None]
 
 
-def _faiss():
+def require_faiss():
     from ..errors import MissingDependencyError
 
     try:
@@ -167,7 +167,8 @@ class ImageIndex:
         return out_ids, out_scores
 
 
-def _file_entry(path: Path) -> dict:
+def file_entry(path: Path) -> dict:
+    """A manifest's record of one file: its sha256 and size."""
     return {"sha256": sha256_file(path), "bytes": path.stat().st_size}
 
 
@@ -201,7 +202,7 @@ def load_index(collection, embedder, data_dir=None, verify: bool = True) -> Imag
     Raises :class:`IndexNotBuiltError`, :class:`StaleIndexError` (built for something else)
     or :class:`CorruptIndexError` (damaged files). Never returns a partial index.
     """
-    faiss = _faiss()
+    faiss = require_faiss()
     folder = index_dir(collection, embedder, data_dir)
     manifest = _read_manifest(folder)
     wanted = index_key(collection, embedder)
@@ -252,7 +253,8 @@ def embed_collection(collection, embedder, progress: Progress | None = None) -> 
     return out
 
 
-def _lock(folder: Path):
+def build_lock(folder: Path):
+    """The file lock that guards building (or adding to) the index in ``folder``."""
     from filelock import FileLock
 
     return FileLock(str(folder.parent / f"{folder.name}.lock"))
@@ -263,7 +265,7 @@ def build_index(collection, embedder, data_dir=None, progress: Progress | None =
     data_dir = resolve_data_dir(data_dir)
     folder = index_dir(collection, embedder, data_dir)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with _lock(folder):
+    with build_lock(folder):
         return _build_locked(collection, embedder, folder, data_dir, progress)
 
 
@@ -276,7 +278,7 @@ def _build_locked(
     vectors: np.ndarray | None = None,
     extra: dict | None = None,
 ) -> ImageIndex:
-    faiss = _faiss()
+    faiss = require_faiss()
     for prefix in (".tmp", ".old"):  # earlier builds that died (while writing, or mid-swap)
         for leftover in folder.parent.glob(f"{prefix}-{folder.name}-*"):
             shutil.rmtree(leftover, ignore_errors=True)
@@ -300,7 +302,7 @@ def _build_locked(
             "classes": list(collection.classes),
             "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "build_seconds": round(time.perf_counter() - started, 2),
-            "files": {name: _file_entry(tmp / name) for name in files},
+            "files": {name: file_entry(tmp / name) for name in files},
             **(extra or {}),
         }
         write_json_atomic(tmp / MANIFEST, manifest)
@@ -328,7 +330,7 @@ def write_index(
     data_dir = resolve_data_dir(data_dir)
     folder = index_dir(collection, embedder, data_dir)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with _lock(folder):
+    with build_lock(folder):
         return _build_locked(collection, embedder, folder, data_dir, None, vectors=vectors, extra=extra)
 
 
@@ -367,7 +369,7 @@ def load_or_build(
         log.warning("rebuilding index: %s", reason)
     folder = index_dir(collection, embedder, data_dir)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with _lock(folder):
+    with build_lock(folder):
         try:  # another process may have built it while we waited for the lock
             found = load_index(collection, embedder, data_dir)
             return found, IndexStatus("loaded", "built by another process")
@@ -375,45 +377,3 @@ def load_or_build(
             pass
         index = _build_locked(collection, embedder, folder, data_dir, progress)
     return index, IndexStatus(action, reason)
-
-
-def ensure_approximate(index: ImageIndex) -> ImageIndex:
-    """Build (once, on disk) and attach an HNSW index over the same vectors for fast approximate search."""
-    faiss = _faiss()
-    if index.approximate is not None:
-        return index
-    with _lock(index.path):
-        path = index.path / "index-hnsw.faiss"
-        hnsw = faiss.IndexHNSWFlat(index.dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        hnsw.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        hnsw.add(np.ascontiguousarray(index.embeddings))
-        tmp = index.path / f".index-hnsw.{os.getpid()}.tmp"
-        try:
-            faiss.write_index(hnsw, str(tmp))
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        manifest = dict(index.manifest)
-        manifest["files"] = dict(manifest["files"], **{"index-hnsw.faiss": _file_entry(path)})
-        manifest["hnsw"] = {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION, "efSearch": HNSW_EF_SEARCH}
-        write_json_atomic(index.path / MANIFEST, manifest)
-        index.manifest = manifest
-    hnsw.hnsw.efSearch = HNSW_EF_SEARCH
-    index.approximate = hnsw
-    return index
-
-
-def approximate_recall(index: ImageIndex, k: int = 10, n_queries: int = 1000, seed: int = 0) -> float:
-    """Mean recall@k of the approximate index against exact search, on stored items as queries."""
-    ensure_approximate(index)
-    rng = np.random.default_rng(seed)
-    ids = rng.choice(index.count, size=min(n_queries, index.count), replace=False)
-    exact, _ = index.search(index.embeddings[ids], k)
-    approx, _ = index.search(index.embeddings[ids], k, approximate=True)
-    return recall_at_k(approx, exact)
-
-
-def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
-    """Mean share of each row of ``truth`` ids that the same row of ``found`` contains."""
-    k = truth.shape[1]
-    return float(np.mean([len(set(f) & set(t)) / k for f, t in zip(found, truth, strict=True)]))

@@ -194,34 +194,9 @@ def image_map_figure(
             )
         )
     if neighbours:
-        fig.add_trace(
-            go.Scattergl(
-                x=layout[neighbours, 0],
-                y=layout[neighbours, 1],
-                mode="markers",
-                name="its neighbours",
-                marker={"size": 11, "color": "rgba(0,0,0,0)", "line": {"width": 2, "color": "black"}},
-                customdata=[[int(i)] for i in neighbours],
-                hovertemplate="neighbour #%{customdata[0]}<extra></extra>",
-            )
-        )
+        fig.add_trace(_neighbours_trace(layout, neighbours))
     if selected is not None:
-        fig.add_trace(
-            go.Scattergl(
-                x=[layout[selected, 0]],
-                y=[layout[selected, 1]],
-                mode="markers",
-                name="selected image",
-                marker={
-                    "size": 16,
-                    "symbol": "star",
-                    "color": "gold",
-                    "line": {"width": 1.5, "color": "black"},
-                },
-                customdata=[[selected]],
-                hovertemplate="selected #%{customdata[0]}<extra></extra>",
-            )
-        )
+        fig.add_trace(_selected_trace(layout, selected))
     fig.update_layout(
         height=620,
         margin={"l": 10, "r": 10, "t": 10, "b": 10},
@@ -232,3 +207,29 @@ def image_map_figure(
         hovermode="closest",
     )
     return fig
+
+
+def _neighbours_trace(layout: np.ndarray, neighbours: list[int]) -> go.Scattergl:
+    """Rings around the selected image's neighbours."""
+    return go.Scattergl(
+        x=layout[neighbours, 0],
+        y=layout[neighbours, 1],
+        mode="markers",
+        name="its neighbours",
+        marker={"size": 11, "color": "rgba(0,0,0,0)", "line": {"width": 2, "color": "black"}},
+        customdata=[[int(i)] for i in neighbours],
+        hovertemplate="neighbour #%{customdata[0]}<extra></extra>",
+    )
+
+
+def _selected_trace(layout: np.ndarray, selected: int) -> go.Scattergl:
+    """A gold star on the selected image."""
+    return go.Scattergl(
+        x=[layout[selected, 0]],
+        y=[layout[selected, 1]],
+        mode="markers",
+        name="selected image",
+        marker={"size": 16, "symbol": "star", "color": "gold", "line": {"width": 1.5, "color": "black"}},
+        customdata=[[selected]],
+        hovertemplate="selected #%{customdata[0]}<extra></extra>",
+    )

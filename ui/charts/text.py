@@ -146,28 +146,7 @@ def scatter_map(
             mode="markers+text" if show_text else "markers",
             hovertemplate="<b>%{text}</b><br>%{customdata}<extra></extra>",
         )
-        if three_d:
-            fig.add_trace(
-                go.Scatter3d(
-                    x=pts[:, 0],
-                    y=pts[:, 1],
-                    z=pts[:, 2],
-                    marker=dict(size=5, opacity=0.9),
-                    textfont=dict(size=11),
-                    **common,
-                )
-            )
-        else:
-            fig.add_trace(
-                go.Scatter(
-                    x=pts[:, 0],
-                    y=pts[:, 1],
-                    marker=dict(size=11, opacity=0.85, line=dict(width=1, color="white")),
-                    textposition="top center",
-                    textfont=dict(size=12),
-                    **common,
-                )
-            )
+        fig.add_trace(_group_trace(pts, three_d, common))
     fig.update_layout(
         title=dict(text=title, x=0, xanchor="left", font=dict(size=16)),
         height=620,
@@ -183,6 +162,27 @@ def scatter_map(
         fig.update_xaxes(title_text=axis_names[0], zeroline=False, showticklabels=False)
         fig.update_yaxes(title_text=axis_names[1], zeroline=False, showticklabels=False)
     return fig
+
+
+def _group_trace(pts: np.ndarray, three_d: bool, common: dict) -> go.Scatter | go.Scatter3d:
+    """One group's points: a 3-D scatter, or a 2-D one with white-edged markers and labels above."""
+    if three_d:
+        return go.Scatter3d(
+            x=pts[:, 0],
+            y=pts[:, 1],
+            z=pts[:, 2],
+            marker=dict(size=5, opacity=0.9),
+            textfont=dict(size=11),
+            **common,
+        )
+    return go.Scatter(
+        x=pts[:, 0],
+        y=pts[:, 1],
+        marker=dict(size=11, opacity=0.85, line=dict(width=1, color="white")),
+        textposition="top center",
+        textfont=dict(size=12),
+        **common,
+    )
 
 
 def agreement_scatter(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
 from embeddings.errors import EmbeddingsError
@@ -137,30 +138,13 @@ def neighbour_grid(
 
 def render_image_map_section() -> None:
     """The t-SNE map of the current collection's image embeddings, with click-to-inspect."""
-    from embeddings.core.projection import max_perplexity
-
     settings = current_image_settings()
     index = require_index(settings)
     if index.count < 3:
         st.info(f"A map needs at least 3 images; this collection has {index.count}.")
         return
-    perplexity = min(30.0, max_perplexity(index.count))  # small collections need a lower one
-    st.caption(
-        f"{index.count:,} images of **{settings.source}** ({settings.split}), embedded with "
-        f"**{settings.model_id}**, laid out with t-SNE (openTSNE, perplexity {perplexity:g}, seed 0). "
-        "Click a point to see the image and its nearest neighbours in the original space."
-    )
-    try:
-        layout = map_or_job(index, "tsne", perplexity, 0)
-    except EmbeddingsError as exc:
-        st.error(str(exc))
-        return
-    if isinstance(layout, Job):
-        if layout.state == "failed":
-            st.error(f"The map could not be computed: {layout.error}")
-            st.button("Try again", on_click=retry_job, args=(layout,), key="retry_map")
-            return
-        _wait_for(layout, "The layout is computed once per index and saved to disk.")
+    layout = _image_map_layout(index, settings)
+    if layout is None:
         return
     k = neighbour_count("Neighbours to mark", index.count - 1, key="map_k", cap=30)
     selected = st.session_state.get("map_selected")
@@ -180,6 +164,36 @@ def render_image_map_section() -> None:
     if selected is None:
         st.info("Click any point on the map to inspect that image.")
         return
+    _inspect_map_image(index, settings, layout, selected, k)
+
+
+def _image_map_layout(index, settings: ImageSettings) -> np.ndarray | None:
+    """The map's layout, or None after showing why there is none yet (an error, or a job's progress)."""
+    from embeddings.core.projection import max_perplexity
+
+    perplexity = min(30.0, max_perplexity(index.count))  # small collections need a lower one
+    st.caption(
+        f"{index.count:,} images of **{settings.source}** ({settings.split}), embedded with "
+        f"**{settings.model_id}**, laid out with t-SNE (openTSNE, perplexity {perplexity:g}, seed 0). "
+        "Click a point to see the image and its nearest neighbours in the original space."
+    )
+    try:
+        layout = map_or_job(index, "tsne", perplexity, 0)
+    except EmbeddingsError as exc:
+        st.error(str(exc))
+        return None
+    if isinstance(layout, Job):
+        if layout.state == "failed":
+            st.error(f"The map could not be computed: {layout.error}")
+            st.button("Try again", on_click=retry_job, args=(layout,), key="retry_map")
+            return None
+        _wait_for(layout, "The layout is computed once per index and saved to disk.")
+        return None
+    return layout
+
+
+def _inspect_map_image(index, settings: ImageSettings, layout: np.ndarray, selected: int, k: int) -> None:
+    """The clicked image, how many of its neighbours share its class and stayed close on the map."""
     ids, scores = index.neighbours([selected], k)
     label = class_name(index, selected)
     request = index_request(settings)

@@ -1,4 +1,5 @@
-"""Text page sections that are not charts: how a page shows an error from the package."""
+"""Text page sections that are not charts: the box words are typed into, and how a page shows an
+error from the package."""
 
 from __future__ import annotations
 
@@ -19,3 +20,9 @@ def show_error(exc: EmbeddingsError, model_id: str | None = None) -> None:
     remote = isinstance(exc, (AuthenticationError, RemoteServiceError))
     if remote or (model_id and needs_key(model_id) and isinstance(exc, ModelUnavailableError)):
         st.info(HINT_LOCAL, icon=":material/lightbulb:")
+
+
+def word_box(label: str, default: str, *, key: str, height: int, help: str) -> str:
+    """The text area words are typed into, kept for the session (Ctrl+Enter applies it); a page
+    passes ``key`` as a literal keyword, so tests/test_safety.py sees every text box."""
+    return st.text_area(label, value=default, key=key, height=height, persist_state="session", help=help)

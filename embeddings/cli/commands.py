@@ -1,24 +1,16 @@
-"""Command line: build and query indexes, evaluate text and image models.
-
-Run ``python -m embeddings --help``. Long work shows a progress bar on stderr; results go
-to stdout, and the evaluation commands end with one machine-readable line.
-"""
+"""The commands behind ``python -m embeddings``: one ``cmd_*(args) -> exit code`` each, and the
+helpers they share (opening the collection, the model and the index, progress bars on stderr)."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from contextlib import contextmanager
 
 import numpy as np
 
-from . import __version__
-from .adapt.heads import DEFAULT_METHOD, HEAD_METHODS
-from .core.fingerprint import as_json
-from .errors import EmbeddingsError, InvalidInputError
-from .image.base import PRECISIONS
-from .index.rerank import KEPT_METHODS
+from ..core.fingerprint import as_json
+from ..errors import InvalidInputError
 
 
 @contextmanager
@@ -41,184 +33,12 @@ def progress_bar(desc: str):
             bar.close()
 
 
-def _say(message: str) -> None:
-    print(message, file=sys.stderr)
-
-
-def _open_collection(args):
-    from .image.collections import default_source, open_collection
-
-    source = args.data or default_source(args.data_dir)
-    collection = open_collection(source, args.split, data_dir=args.data_dir)
-    desc = collection.describe()
-    _say(f"collection: {desc['name']} ({desc['split']} split, {desc['count']} images) from {desc['source']}")
-    return collection
-
-
-def _image_model_id(model_id: str | None, data_dir) -> str:
-    from .registry import resolve_image_model
-
-    if model_id is None:
-        model_id, reason = resolve_image_model(data_dir=data_dir)
-        _say(f"image model: {model_id} ({reason})")
-    return model_id
-
-
-def _image_embedder(model_id: str | None, data_dir, precision: str | None = None):
-    from .image.base import default_precision
-    from .registry import get_image_embedder
-
-    model_id = _image_model_id(model_id, data_dir)
-    precision = precision or default_precision()
-    _say(f"image model: {model_id}, {precision} inference")
-    return get_image_embedder(model_id, data_dir).set_precision(precision)
-
-
-def _index(args, split=None, model=None):
-    from .index.service import get_or_build_index
-
-    if split is not None:
-        args = argparse.Namespace(**{**vars(args), "split": split})
-    collection = _open_collection(args)
-    embedder = _image_embedder(model or args.model, args.data_dir, args.precision)
-    with progress_bar(f"embedding {collection.describe()['split']}") as progress:
-        index, status = get_or_build_index(collection, embedder, args.data_dir, progress=progress)
-    note = f": {status.reason}" if status.reason else ""
-    _say(f"index {status.action}{note} -> {index.path}")
-    return collection, index
-
-
-def cmd_build_index(args) -> int:
-    _, index = _index(args)
-    if args.approximate:
-        from .index.store import approximate_recall
-
-        recall = approximate_recall(index, k=10)
-        print(f"approximate (HNSW) recall@10 against exact search: {recall:.4f}")
-    print(f"{index.count} vectors of {index.dim} dims, built {index.manifest['built_at']} at {index.path}")
-    return 0
-
-
-def cmd_search(args) -> int:
-    collection, index = _index(args)
-    ids, scores = index.neighbours([args.id], args.k, approximate=args.approximate)
-    classes = index.classes
-
-    def label(i: int) -> str:
-        return classes[index.labels[i]] if index.labels is not None and classes else "-"
-
-    print(f"query id={args.id} label={label(args.id)}")
-    print(f"{'rank':>4}  {'id':>6}  {'cosine':>7}  label")
-    for rank, (i, s) in enumerate(zip(ids[0], scores[0], strict=True), start=1):
-        print(f"{rank:>4}  {int(i):>6}  {s:7.4f}  {label(int(i))}")
-    return 0
-
-
-def cmd_eval_words(args) -> int:
-    from .registry import get_text_embedder
-    from .text.wordeval import evaluate_words, load_pairs
-
-    pairs = load_pairs(args.file)
-    embedder = get_text_embedder(args.model)
-    result = evaluate_words(pairs, embedder)
-    print(f"spearman={result.spearman:.4f} pairs={result.pairs}")
-    return 0
-
-
-def _fit_head(args, train_index, method: str):
-    from .adapt.heads import AdaptedImageEmbedder, get_or_fit_head
-    from .registry import refresh_saved_models
-
-    base = _image_embedder(train_index.manifest["key"]["model"]["model_id"], args.data_dir, args.precision)
-    head, how = get_or_fit_head(train_index, base, method, args.data_dir)
-    refresh_saved_models(args.data_dir)  # the new head is a model id from now on
-    extra = f", train accuracy {head.meta['train_accuracy']:.3f}" if "train_accuracy" in head.meta else ""
-    took = f" in {head.meta['fit_seconds']:.1f}s" if how == "fitted" else ""
-    _say(f"{method} head {how}{took} ({head.dim}-d{extra}) -> {head.fingerprint}")
-    return AdaptedImageEmbedder(base, head)
-
-
-def _finetuned_model(args) -> tuple[str, dict]:
-    from .adapt.saved import latest_finetuned, saved_runs
-
-    base = _image_model_id(args.model, args.data_dir)
-    model_id = latest_finetuned(base, args.data_dir)
-    info = next(i for m, _, i in saved_runs(args.data_dir, base) if m == model_id)
-    trained = info.get("training_collection", {})
-    _say(
-        f"fine-tuned model: {model_id} (trained on {trained.get('name')} {trained.get('split')}, {info['train_count']} images)"
-    )
-    return model_id, as_json(trained)
-
-
-def cmd_eval_images(args) -> int:
-    from .index.evaluation import evaluate_retrieval
-
-    different_splits = bool(args.index_split and args.index_split != (args.split or "test"))
-    if args.adapt and not different_splits:
-        raise InvalidInputError(
-            "--adapt needs --index-split naming another split than --split (e.g. --split test --index-split "
-            "train): the adaptation learns from the index split's labels, so the queries must come from elsewhere"
-        )
-    model = None
-    if args.adapt == "finetune":
-        model, trained = _finetuned_model(args)
-    collection, index = _index(args, split=args.index_split or args.split, model=model)
-    queries = None
-    if different_splits:
-        query_collection, queries = _index(args, split=args.split, model=model)
-        if (
-            args.adapt == "finetune"
-            and trained.get("fingerprint") == query_collection.describe()["fingerprint"]
-        ):
-            raise InvalidInputError(
-                f"{model} was trained on the query split itself; evaluate on another split"
-            )
-    if args.adapt == "head":
-        from .index.service import adapt_index
-
-        adapted = _fit_head(args, index, args.head_method)
-        index = adapt_index(index, adapted, args.data_dir)
-        queries = adapt_index(queries, adapted, args.data_dir)
-        _say(f"adapted model: {adapted.model_id} -> {index.path}")
-    if args.rerank and args.rerank != "none":
-        from .index.rerank import evaluate_reranked
-
-        _say(f"re-ranking: {args.rerank}")
-        result = evaluate_reranked(index, k=args.k, method=args.rerank, queries=queries)
-    else:
-        result = evaluate_retrieval(index, k=args.k, queries=queries, approximate=args.approximate)
-    for line in result.lines():
-        print(line)
-    return 0
-
-
-def cmd_fit_head(args) -> int:
-    _, index = _index(args)
-    adapted = _fit_head(args, index, args.method)
-    print(f"model id: {adapted.model_id}")
-    print(f"{adapted.description}")
-    return 0
-
-
-def cmd_finetune(args) -> int:
+@contextmanager
+def finetune_progress_bar():
+    """Yield a ``progress(step, total, info)`` callback drawing a tqdm bar of training steps on stderr
+    (starting at the step a resumed run had reached), with epoch, loss, accuracy and lr every 10 steps."""
     from tqdm import tqdm
 
-    from .adapt.finetune import FinetuneConfig, finetune
-    from .registry import get_image_embedder, refresh_saved_models
-
-    collection = _open_collection(args)
-    model_id = _image_model_id(args.model, args.data_dir)
-    base = get_image_embedder(model_id, args.data_dir)
-    cfg = FinetuneConfig(
-        resolution=args.resolution,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        peak_lr=args.lr,
-        subset=args.subset,
-        seed=args.seed,
-        bf16=None if args.bf16 == "auto" else args.bf16 == "on",
-    )
     bar = None
 
     def progress(step: int, total: int, info: dict) -> None:
@@ -242,6 +62,189 @@ def cmd_finetune(args) -> int:
             )
 
     try:
+        yield progress
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _open_collection(args):
+    from ..image.collections import default_source, open_collection
+
+    source = args.data or default_source(args.data_dir)
+    collection = open_collection(source, args.split, data_dir=args.data_dir)
+    desc = collection.describe()
+    _say(f"collection: {desc['name']} ({desc['split']} split, {desc['count']} images) from {desc['source']}")
+    return collection
+
+
+def _image_model_id(model_id: str | None, data_dir) -> str:
+    from ..registry import resolve_image_model
+
+    if model_id is None:
+        model_id, reason = resolve_image_model(data_dir=data_dir)
+        _say(f"image model: {model_id} ({reason})")
+    return model_id
+
+
+def _image_embedder(model_id: str | None, data_dir, precision: str | None = None):
+    from ..image.base import default_precision
+    from ..registry import get_image_embedder
+
+    model_id = _image_model_id(model_id, data_dir)
+    precision = precision or default_precision()
+    _say(f"image model: {model_id}, {precision} inference")
+    return get_image_embedder(model_id, data_dir).set_precision(precision)
+
+
+def _index(args, split=None, model=None):
+    from ..index.service import get_or_build_index
+
+    if split is not None:
+        args = argparse.Namespace(**{**vars(args), "split": split})
+    collection = _open_collection(args)
+    embedder = _image_embedder(model or args.model, args.data_dir, args.precision)
+    with progress_bar(f"embedding {collection.describe()['split']}") as progress:
+        index, status = get_or_build_index(collection, embedder, args.data_dir, progress=progress)
+    note = f": {status.reason}" if status.reason else ""
+    _say(f"index {status.action}{note} -> {index.path}")
+    return collection, index
+
+
+def cmd_build_index(args) -> int:
+    _, index = _index(args)
+    if args.approximate:
+        from ..index.approximate import approximate_recall
+
+        recall = approximate_recall(index, k=10)
+        print(f"approximate (HNSW) recall@10 against exact search: {recall:.4f}")
+    print(f"{index.count} vectors of {index.dim} dims, built {index.manifest['built_at']} at {index.path}")
+    return 0
+
+
+def cmd_search(args) -> int:
+    collection, index = _index(args)
+    ids, scores = index.neighbours([args.id], args.k, approximate=args.approximate)
+    classes = index.classes
+
+    def label(i: int) -> str:
+        return classes[index.labels[i]] if index.labels is not None and classes else "-"
+
+    print(f"query id={args.id} label={label(args.id)}")
+    print(f"{'rank':>4}  {'id':>6}  {'cosine':>7}  label")
+    for rank, (i, s) in enumerate(zip(ids[0], scores[0], strict=True), start=1):
+        print(f"{rank:>4}  {int(i):>6}  {s:7.4f}  {label(int(i))}")
+    return 0
+
+
+def cmd_eval_words(args) -> int:
+    from ..registry import get_text_embedder
+    from ..text.wordeval import evaluate_words, load_pairs
+
+    pairs = load_pairs(args.file)
+    embedder = get_text_embedder(args.model)
+    result = evaluate_words(pairs, embedder)
+    print(f"spearman={result.spearman:.4f} pairs={result.pairs}")
+    return 0
+
+
+def _fit_head(args, train_index, method: str):
+    from ..adapt.heads import AdaptedImageEmbedder, get_or_fit_head
+    from ..registry import refresh_saved_models
+
+    base = _image_embedder(train_index.manifest["key"]["model"]["model_id"], args.data_dir, args.precision)
+    head, how = get_or_fit_head(train_index, base, method, args.data_dir)
+    refresh_saved_models(args.data_dir)  # the new head is a model id from now on
+    extra = f", train accuracy {head.meta['train_accuracy']:.3f}" if "train_accuracy" in head.meta else ""
+    took = f" in {head.meta['fit_seconds']:.1f}s" if how == "fitted" else ""
+    _say(f"{method} head {how}{took} ({head.dim}-d{extra}) -> {head.fingerprint}")
+    return AdaptedImageEmbedder(base, head)
+
+
+def _finetuned_model(args) -> tuple[str, dict]:
+    from ..adapt.saved import latest_finetuned, saved_runs
+
+    base = _image_model_id(args.model, args.data_dir)
+    model_id = latest_finetuned(base, args.data_dir)
+    info = next(i for m, _, i in saved_runs(args.data_dir, base) if m == model_id)
+    trained = info.get("training_collection", {})
+    _say(
+        f"fine-tuned model: {model_id} (trained on {trained.get('name')} {trained.get('split')}, {info['train_count']} images)"
+    )
+    return model_id, as_json(trained)
+
+
+def cmd_eval_images(args) -> int:
+    from ..index.evaluation import evaluate_retrieval
+
+    different_splits = bool(args.index_split and args.index_split != (args.split or "test"))
+    if args.adapt and not different_splits:
+        raise InvalidInputError(
+            "--adapt needs --index-split naming another split than --split (e.g. --split test --index-split "
+            "train): the adaptation learns from the index split's labels, so the queries must come from elsewhere"
+        )
+    model = None
+    if args.adapt == "finetune":
+        model, trained = _finetuned_model(args)
+    collection, index = _index(args, split=args.index_split or args.split, model=model)
+    queries = None
+    if different_splits:
+        query_collection, queries = _index(args, split=args.split, model=model)
+        if (
+            args.adapt == "finetune"
+            and trained.get("fingerprint") == query_collection.describe()["fingerprint"]
+        ):
+            raise InvalidInputError(
+                f"{model} was trained on the query split itself; evaluate on another split"
+            )
+    if args.adapt == "head":
+        from ..index.service import adapt_index
+
+        adapted = _fit_head(args, index, args.head_method)
+        index = adapt_index(index, adapted, args.data_dir)
+        queries = adapt_index(queries, adapted, args.data_dir)
+        _say(f"adapted model: {adapted.model_id} -> {index.path}")
+    if args.rerank and args.rerank != "none":
+        from ..index.rerank import evaluate_reranked
+
+        _say(f"re-ranking: {args.rerank}")
+        result = evaluate_reranked(index, k=args.k, method=args.rerank, queries=queries)
+    else:
+        result = evaluate_retrieval(index, k=args.k, queries=queries, approximate=args.approximate)
+    for line in result.lines():
+        print(line)
+    return 0
+
+
+def cmd_fit_head(args) -> int:
+    _, index = _index(args)
+    adapted = _fit_head(args, index, args.method)
+    print(f"model id: {adapted.model_id}")
+    print(f"{adapted.description}")
+    return 0
+
+
+def cmd_finetune(args) -> int:
+    from ..adapt.finetune import FinetuneConfig, finetune
+    from ..registry import get_image_embedder, refresh_saved_models
+
+    collection = _open_collection(args)
+    model_id = _image_model_id(args.model, args.data_dir)
+    base = get_image_embedder(model_id, args.data_dir)
+    cfg = FinetuneConfig(
+        resolution=args.resolution,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        peak_lr=args.lr,
+        subset=args.subset,
+        seed=args.seed,
+        bf16=None if args.bf16 == "auto" else args.bf16 == "on",
+    )
+    with finetune_progress_bar() as progress:
         result = finetune(
             collection,
             base,
@@ -252,9 +255,6 @@ def cmd_finetune(args) -> int:
             progress=progress,
             say=_say,
         )
-    finally:
-        if bar is not None:
-            bar.close()
     refresh_saved_models(args.data_dir)  # a finished run is a model id from now on
     acc = "-" if result.train_accuracy is None else f"{result.train_accuracy:.4f}"
     status = "done" if result.done else "stopped (rerun the same command to continue)"
@@ -266,7 +266,7 @@ def cmd_finetune(args) -> int:
 
 
 def cmd_bench_images(args) -> int:
-    from .bench import bench_images
+    from ..bench import bench_images
 
     collection = _open_collection(args)
     if args.n < 20 or args.n > len(collection):
@@ -284,7 +284,7 @@ def cmd_bench_images(args) -> int:
 
 
 def cmd_bench_search(args) -> int:
-    from .bench import bench_search
+    from ..bench import bench_search
 
     _, index = _index(args)
     reports, recall = bench_search(index, n_queries=args.queries, k=args.k)
@@ -298,149 +298,8 @@ def cmd_bench_search(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from .registry import image_model_ids, text_model_ids
+    from ..registry import image_model_ids, text_model_ids
 
     print("text models: " + ", ".join(text_model_ids()))
     print("image models: " + ", ".join(image_model_ids()))
     return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m embeddings", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"embedding-explorer {__version__}")
-    parser.add_argument(
-        "--data-dir",
-        default=None,
-        help="data folder (default: $EMBEDDINGS_DATA_DIR or ~/.cache/embedding-explorer)",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    def image_args(p, k: bool = False):
-        p.add_argument(
-            "--data", default=None, help="cifar10, sample, or a folder path (default: best present)"
-        )
-        p.add_argument("--split", default=None, help="train or test (default: test, or the only split)")
-        p.add_argument(
-            "--model", default=None, help="image model id (default: resnet18, else the offline fallback)"
-        )
-        p.add_argument("--approximate", action="store_true", help="use/build the approximate HNSW index")
-        p.add_argument(
-            "--precision",
-            choices=list(PRECISIONS),
-            default=None,
-            help="image model inference: fp32 (plain eager), fast (default: same math, optimised graph), "
-            "or bf16 (fastest on CPUs with AMX, moves some neighbours)",
-        )
-        if k:
-            p.add_argument("--k", type=int, default=10, help="neighbours per query (default 10)")
-
-    p = sub.add_parser("build-index", help="embed a collection once and write its index")
-    image_args(p)
-    p.set_defaults(func=cmd_build_index)
-
-    p = sub.add_parser("search", help="print the nearest neighbours of one image")
-    image_args(p, k=True)
-    p.add_argument("--id", type=int, required=True, help="id of the query image in the split")
-    p.set_defaults(func=cmd_search)
-
-    p = sub.add_parser("eval-words", help="Spearman correlation with human word-similarity scores")
-    p.add_argument("file", help="file of 'word1 word2 score' lines")
-    p.add_argument("--model", default="local", help="text model id (default: local)")
-    p.set_defaults(func=cmd_eval_words)
-
-    p = sub.add_parser("eval-images", help="leave-one-out precision@k per class")
-    image_args(p, k=True)
-    p.add_argument("--index-split", default=None, help="search this split's index with queries from --split")
-    p.add_argument(
-        "--adapt",
-        choices=["head", "finetune"],
-        default=None,
-        help="head: fit a projection head on the index split's labels (seconds); finetune: use the latest "
-        "weights `finetune` saved for --model. Both need --index-split",
-    )
-    p.add_argument(
-        "--head-method",
-        choices=list(HEAD_METHODS),
-        default=DEFAULT_METHOD,
-        help=f"with --adapt head (default {DEFAULT_METHOD})",
-    )
-    p.add_argument(
-        "--rerank",
-        choices=list(KEPT_METHODS),
-        default="none",
-        help="re-rank neighbours without labels (default none)",
-    )
-    p.set_defaults(func=cmd_eval_images)
-
-    p = sub.add_parser("fit-head", help="fit a projection head on a labelled split; prints the new model id")
-    image_args(p)
-    p.add_argument(
-        "--method", choices=list(HEAD_METHODS), default=DEFAULT_METHOD, help=f"default {DEFAULT_METHOD}"
-    )
-    p.set_defaults(func=cmd_fit_head, split="train")
-
-    p = sub.add_parser("finetune", help="fine-tune an image model's backbone on the train split (resumable)")
-    p.add_argument("--data", default=None, help="cifar10, sample, or a folder path with labels")
-    p.add_argument("--split", default="train", help="labelled split to train on (default train)")
-    p.add_argument(
-        "--model", default=None, help="image model id to fine-tune (default: as for the other commands)"
-    )
-    p.add_argument(
-        "--resolution", type=int, default=64, help="training and embedding resolution in px (default 64)"
-    )
-    p.add_argument("--epochs", type=int, default=3, help="epochs (default 3)")
-    p.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
-    p.add_argument(
-        "--lr", type=float, default=0.05, help="peak learning rate of the one-cycle schedule (default 0.05)"
-    )
-    p.add_argument(
-        "--subset", type=int, default=None, help="train on this many images (a fixed random subset)"
-    )
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument(
-        "--bf16", choices=["auto", "on", "off"], default="auto", help="bfloat16 autocast (default auto)"
-    )
-    p.add_argument(
-        "--max-minutes",
-        type=float,
-        default=None,
-        help="stop (checkpointed) after this long; rerun to continue",
-    )
-    p.add_argument(
-        "--checkpoint-every", type=int, default=200, help="steps between checkpoints (default 200)"
-    )
-    p.set_defaults(func=cmd_finetune)
-
-    p = sub.add_parser(
-        "bench-images", help="images/s of fp32 eager vs the fast path, and neighbour agreement"
-    )
-    image_args(p)
-    p.add_argument("--n", type=int, default=1000, help="number of images (default 1000)")
-    p.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
-    p.set_defaults(func=cmd_bench_images)
-
-    p = sub.add_parser("bench-search", help="p50/p99 latency of single queries, exact vs approximate")
-    image_args(p, k=True)
-    p.add_argument("--queries", type=int, default=1000, help="number of queries (default 1000)")
-    p.set_defaults(func=cmd_bench_search)
-
-    p = sub.add_parser("models", help="list model ids")
-    p.set_defaults(func=cmd_models)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; user errors print one line and exit 2 instead of a traceback."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
-    )
-    try:
-        return args.func(args)
-    except EmbeddingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130

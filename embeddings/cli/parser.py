@@ -1,0 +1,165 @@
+"""The argument parser of ``python -m embeddings``: global options, then one sub-command per
+``cmd_*`` function, grouped as index, evaluation, fine-tuning and benchmark commands."""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import __version__
+from ..adapt.heads import DEFAULT_METHOD, HEAD_METHODS
+from ..image.base import PRECISIONS
+from ..index.rerank import KEPT_METHODS
+from .commands import (
+    cmd_bench_images,
+    cmd_bench_search,
+    cmd_build_index,
+    cmd_eval_images,
+    cmd_eval_words,
+    cmd_finetune,
+    cmd_fit_head,
+    cmd_models,
+    cmd_search,
+)
+
+DESCRIPTION = "Command line: build and query indexes, evaluate text and image models."
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command; each sets ``func`` to the ``cmd_*`` that runs it."""
+    parser = argparse.ArgumentParser(prog="python -m embeddings", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"embedding-explorer {__version__}")
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="data folder (default: $EMBEDDINGS_DATA_DIR or ~/.cache/embedding-explorer)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_index_commands(sub)
+    _add_eval_commands(sub)
+    _add_finetune_command(sub)
+    _add_bench_commands(sub)
+    p = sub.add_parser("models", help="list model ids")
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def _image_args(p, k: bool = False) -> None:
+    """The options every image command takes: data, split, model, approximate, precision (and --k)."""
+    p.add_argument("--data", default=None, help="cifar10, sample, or a folder path (default: best present)")
+    p.add_argument("--split", default=None, help="train or test (default: test, or the only split)")
+    p.add_argument(
+        "--model", default=None, help="image model id (default: resnet18, else the offline fallback)"
+    )
+    p.add_argument("--approximate", action="store_true", help="use/build the approximate HNSW index")
+    p.add_argument(
+        "--precision",
+        choices=list(PRECISIONS),
+        default=None,
+        help="image model inference: fp32 (plain eager), fast (default: same math, optimised graph), "
+        "or bf16 (fastest on CPUs with AMX, moves some neighbours)",
+    )
+    if k:
+        p.add_argument("--k", type=int, default=10, help="neighbours per query (default 10)")
+
+
+def _add_index_commands(sub) -> None:
+    """build-index and search."""
+    p = sub.add_parser("build-index", help="embed a collection once and write its index")
+    _image_args(p)
+    p.set_defaults(func=cmd_build_index)
+
+    p = sub.add_parser("search", help="print the nearest neighbours of one image")
+    _image_args(p, k=True)
+    p.add_argument("--id", type=int, required=True, help="id of the query image in the split")
+    p.set_defaults(func=cmd_search)
+
+
+def _add_eval_commands(sub) -> None:
+    """eval-words, eval-images and fit-head."""
+    p = sub.add_parser("eval-words", help="Spearman correlation with human word-similarity scores")
+    p.add_argument("file", help="file of 'word1 word2 score' lines")
+    p.add_argument("--model", default="local", help="text model id (default: local)")
+    p.set_defaults(func=cmd_eval_words)
+
+    p = sub.add_parser("eval-images", help="leave-one-out precision@k per class")
+    _image_args(p, k=True)
+    p.add_argument("--index-split", default=None, help="search this split's index with queries from --split")
+    p.add_argument(
+        "--adapt",
+        choices=["head", "finetune"],
+        default=None,
+        help="head: fit a projection head on the index split's labels (seconds); finetune: use the latest "
+        "weights `finetune` saved for --model. Both need --index-split",
+    )
+    p.add_argument(
+        "--head-method",
+        choices=list(HEAD_METHODS),
+        default=DEFAULT_METHOD,
+        help=f"with --adapt head (default {DEFAULT_METHOD})",
+    )
+    p.add_argument(
+        "--rerank",
+        choices=list(KEPT_METHODS),
+        default="none",
+        help="re-rank neighbours without labels (default none)",
+    )
+    p.set_defaults(func=cmd_eval_images)
+
+    p = sub.add_parser("fit-head", help="fit a projection head on a labelled split; prints the new model id")
+    _image_args(p)
+    p.add_argument(
+        "--method", choices=list(HEAD_METHODS), default=DEFAULT_METHOD, help=f"default {DEFAULT_METHOD}"
+    )
+    p.set_defaults(func=cmd_fit_head, split="train")
+
+
+def _add_finetune_command(sub) -> None:
+    """finetune: every training setting, the time limit and the checkpoint interval."""
+    p = sub.add_parser("finetune", help="fine-tune an image model's backbone on the train split (resumable)")
+    p.add_argument("--data", default=None, help="cifar10, sample, or a folder path with labels")
+    p.add_argument("--split", default="train", help="labelled split to train on (default train)")
+    p.add_argument(
+        "--model", default=None, help="image model id to fine-tune (default: as for the other commands)"
+    )
+    p.add_argument(
+        "--resolution", type=int, default=64, help="training and embedding resolution in px (default 64)"
+    )
+    p.add_argument("--epochs", type=int, default=3, help="epochs (default 3)")
+    p.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    p.add_argument(
+        "--lr", type=float, default=0.05, help="peak learning rate of the one-cycle schedule (default 0.05)"
+    )
+    p.add_argument(
+        "--subset", type=int, default=None, help="train on this many images (a fixed random subset)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--bf16", choices=["auto", "on", "off"], default="auto", help="bfloat16 autocast (default auto)"
+    )
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="stop (checkpointed) after this long; rerun to continue",
+    )
+    p.add_argument(
+        "--checkpoint-every", type=int, default=200, help="steps between checkpoints (default 200)"
+    )
+    p.set_defaults(func=cmd_finetune)
+
+
+def _add_bench_commands(sub) -> None:
+    """bench-images and bench-search."""
+    p = sub.add_parser(
+        "bench-images", help="images/s of fp32 eager vs the fast path, and neighbour agreement"
+    )
+    _image_args(p)
+    p.add_argument("--n", type=int, default=1000, help="number of images (default 1000)")
+    p.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    p.set_defaults(func=cmd_bench_images)
+
+    p = sub.add_parser("bench-search", help="p50/p99 latency of single queries, exact vs approximate")
+    _image_args(p, k=True)
+    p.add_argument("--queries", type=int, default=1000, help="number of queries (default 1000)")
+    p.set_defaults(func=cmd_bench_search)
