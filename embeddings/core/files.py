@@ -3,8 +3,10 @@ then ``os.replace``), and pickle-free ``.npy`` loading."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,3 +59,30 @@ def save_npy_atomic(path: str | os.PathLike, array: np.ndarray) -> None:
 def load_npy(path: str | os.PathLike, mmap: bool = False) -> np.ndarray:
     """Load a ``.npy`` file without ever unpickling."""
     return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+
+
+def open_regular_file(path: str | os.PathLike):
+    """Open ``path`` for binary reading only if it is a regular file; raises ``OSError`` otherwise.
+
+    The file is opened non-blocking and checked with ``fstat`` before any read, so a FIFO,
+    a device or a socket (or a link to one) among a folder's images, in a manifest or on the
+    command line fails at once instead of blocking the reader forever.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def is_regular_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a regular file (following links), without opening it."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
