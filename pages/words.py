@@ -21,7 +21,7 @@ from embeddings.text.wordlists import (
 )
 from ui import cached
 from ui.charts import text as charts
-from ui.settings import available_text_models, current_text_model, describe_text_model
+from ui.settings import analogy_model, available_text_models, current_text_model, describe_text_model
 from ui.sidebar import require_router
 from ui.views.text import show_error, word_box
 
@@ -182,13 +182,16 @@ def load_vocabulary(model_id: str) -> cached.Vocabulary | None:
 
 
 def analogy_tab(model_id: str) -> None:
+    from embeddings.text import analogies
     from embeddings.text.vocab import analogy_words
 
     st.markdown(
         "Vector arithmetic on meanings: **a − b + c** asks *“what is to c as a is to b?”* "
-        "The answers are the vocabulary words closest to the resulting vector (the three "
+        "The answers are the vocabulary words the model puts closest to that (the three "
         "inputs themselves are left out)."
     )
+    best = analogy_model()
+    choices = list(dict.fromkeys([best, model_id]))
     with st.form("analogy_form", border=False):
         a_col, b_col, c_col, k_col, go_col = st.columns([2, 2, 2, 2, 1], vertical_alignment="bottom")
         a = a_col.text_input("a", value="king", key="analogy_a", persist_state="session")
@@ -196,25 +199,50 @@ def analogy_tab(model_id: str) -> None:
         c = c_col.text_input("+ c", value="woman", key="analogy_c", persist_state="session")
         k = k_col.slider("answers", 1, 20, 8, key="analogy_k", persist_state="session")
         go_col.form_submit_button("Solve", type="primary", width="stretch")
-    voc = load_vocabulary(model_id)
+        model_col, method_col = st.columns(2)
+        solver = model_col.selectbox(
+            "Model for analogies",
+            choices,
+            format_func=lambda m: f"{m} (the sidebar's)" if m == model_id else f"{m} (best measured)",
+            key="analogy_model",
+            help="Analogy accuracy differs a lot between models: the best offline model on the Google "
+            "analogy test set is the default here, whatever the sidebar says (README, Measured quality).",
+        )
+        method = method_col.segmented_control(
+            "Scoring",
+            list(analogies.METHODS),
+            default=analogies.BEST_METHOD,
+            format_func={"3cosadd": "3CosAdd (a − b + c)", "3cosmul": "3CosMul (Levy & Goldberg)"}.get,
+            key="analogy_method",
+            help="3CosAdd takes the word closest to a − b + c; 3CosMul multiplies the similarities to a "
+            "and c and divides by the one to b, so one large similarity cannot outvote the others.",
+        )
+    voc = load_vocabulary(solver)
     if voc is None:
         return
     try:
         with st.spinner("Solving…"):
             answers = analogy_words(
-                a, b, c, cached.load_text_embedder(model_id), k, words=voc.words, vectors=voc.vectors
+                a,
+                b,
+                c,
+                cached.load_text_embedder(solver),
+                k,
+                words=voc.words,
+                vectors=voc.vectors,
+                method=method or analogies.BEST_METHOD,
             )
     except EmbeddingsError as exc:
-        show_error(exc, model_id)
+        show_error(exc, solver)
         return
     if not answers:
         st.info("No answer found in the vocabulary.")
         return
-    best, score = answers[0]
+    top, score = answers[0]
     result_col, chart_col = st.columns([1, 2], gap="large")
     with result_col:
-        st.metric(f"{a} − {b} + {c} ≈", best, f"cosine {score:.3f}", delta_color="off", delta_arrow="off")
-        st.caption(f"Answered from a {len(voc):,}-word English vocabulary embedded with {model_id}.")
+        st.metric(f"{a} − {b} + {c} ≈", top, f"cosine {score:.3f}", delta_color="off", delta_arrow="off")
+        st.caption(f"Answered from a {len(voc):,}-word English vocabulary embedded with {solver}.")
     with chart_col:
         words, scores = [w for w, _ in answers], np.array([s for _, s in answers])
         st.plotly_chart(charts.ranking_bars(words, scores, f"{a} − {b} + {c}"), key="analogy_chart")

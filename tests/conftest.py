@@ -98,6 +98,7 @@ def use_app_env(monkeypatch, data: Path, secrets: Path) -> Path:
     """Run the app on the instant models (``hashing``, ``pixels``) with ``data`` as its data folder,
     no OpenAI key or server, and ``secrets`` (a missing file) as its secrets.toml."""
     monkeypatch.setenv("EMBEDDINGS_TEXT_MODEL", "hashing")
+    monkeypatch.setenv("EMBEDDINGS_ANALOGY_MODEL", "hashing")
     monkeypatch.setenv("EMBEDDINGS_IMAGE_MODEL", "pixels")
     monkeypatch.setenv("EMBEDDINGS_DATA_DIR", str(data))
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)

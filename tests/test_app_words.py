@@ -134,6 +134,28 @@ def test_analogy_uses_the_vocabulary(app_env):
     assert len(bars.y) == 8 and not {"king", "man", "woman"} & set(bars.y)
 
 
+def test_analogy_tab_offers_the_best_measured_model_and_both_scorings(app_env, add_model, monkeypatch):
+    from embeddings.text import analogies
+
+    add_model("test-bigrams", lambda: HashingTextEmbedder(dim=256, n=2))
+    monkeypatch.setenv("EMBEDDINGS_ANALOGY_MODEL", "test-bigrams")  # stands in for the measured best
+    at = words_page(tab="Analogy")
+    assert_clean(at)
+    model = at.selectbox(key="analogy_model")
+    assert model.value == "test-bigrams" and model.options == [
+        "test-bigrams (best measured)",
+        "hashing (the sidebar's)",
+    ]
+    assert at.session_state["analogy_method"] == analogies.BEST_METHOD
+    first = charts(at)["analogy_chart"].data[0].y
+    at.session_state["analogy_method"] = "3cosadd"
+    at.session_state["analogy_model"] = "hashing"
+    at.button[0].click().run()
+    assert_clean(at)
+    assert any("embedded with hashing" in str(c.value) for c in at.caption)
+    assert list(charts(at)["analogy_chart"].data[0].y) != list(first)
+
+
 def test_analogy_bad_input(app_env):
     at = words_page(tab="Analogy")
     at.text_input(key="analogy_b").set_value("king")

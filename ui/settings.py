@@ -26,6 +26,7 @@ from embeddings.registry import default_text_model_id, describe, text_model_ids
 
 TEXT_MODEL_KEY = "text_model"
 TEXT_MODEL_ENV = "EMBEDDINGS_TEXT_MODEL"
+ANALOGY_MODEL_ENV = "EMBEDDINGS_ANALOGY_MODEL"
 IMAGE_MODEL_KEY = "image_model"
 COLLECTION_KEY = "collection"
 SPLIT_KEY = "split"
@@ -116,6 +117,15 @@ def describe_text_model(model_id: str) -> str:
         return describe(model_id)
     except EmbeddingsError:
         return ""
+
+
+def analogy_model() -> str:
+    """The model the analogy tab offers first: ``$EMBEDDINGS_ANALOGY_MODEL`` if it names a text
+    model, else the best measured offline one (:data:`embeddings.text.analogies.BEST_MODEL`)."""
+    from embeddings.text.analogies import BEST_MODEL
+
+    env = os.environ.get(ANALOGY_MODEL_ENV, "").strip()
+    return env if env in text_model_ids() else BEST_MODEL
 
 
 def current_text_model() -> str:

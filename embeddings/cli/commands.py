@@ -14,7 +14,7 @@ from ..errors import InvalidInputError
 
 
 @contextmanager
-def progress_bar(desc: str):
+def progress_bar(desc: str, unit: str = "img"):
     """Yield a ``progress(done, total)`` callback drawing a tqdm bar on stderr."""
     from tqdm import tqdm
 
@@ -23,7 +23,7 @@ def progress_bar(desc: str):
     def update(done: int, total: int) -> None:
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total, desc=desc, unit="img", file=sys.stderr, dynamic_ncols=True)
+            bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True)
         bar.update(done - bar.n)
 
     try:
@@ -149,6 +149,20 @@ def cmd_eval_words(args) -> int:
     embedder = get_text_embedder(args.model)
     result = evaluate_words(pairs, embedder)
     print(f"spearman={result.spearman:.4f} pairs={result.pairs}")
+    return 0
+
+
+def cmd_eval_analogies(args) -> int:
+    from ..registry import get_text_embedder
+    from ..text.analogies import evaluate_analogies, load_questions
+    from ..text.vocab import load_vocab, vocab_vectors
+
+    questions = load_questions(args.file)
+    embedder = get_text_embedder(args.model)
+    with progress_bar("embedding the vocabulary", unit="word") as progress:
+        vectors = vocab_vectors(embedder, data_dir=args.data_dir, progress=progress)
+    for line in evaluate_analogies(questions, load_vocab(), vectors, args.method).lines():
+        print(line)
     return 0
 
 

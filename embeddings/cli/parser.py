@@ -13,6 +13,7 @@ from .commands import (
     cmd_bench_images,
     cmd_bench_search,
     cmd_build_index,
+    cmd_eval_analogies,
     cmd_eval_images,
     cmd_eval_words,
     cmd_finetune,
@@ -81,6 +82,16 @@ def _add_eval_commands(sub) -> None:
     p.add_argument("file", help="file of 'word1 word2 score' lines")
     p.add_argument("--model", default="local", help="text model id (default: local)")
     p.set_defaults(func=cmd_eval_words)
+
+    p = sub.add_parser("eval-analogies", help="accuracy on the Google analogy test set over the vocabulary")
+    p.add_argument(
+        "file", nargs="?", default=None, help="a questions-words.txt file (default: the bundled copy)"
+    )
+    p.add_argument("--model", default="local", help="text model id (default: local)")
+    p.add_argument(
+        "--method", choices=["3cosadd", "3cosmul"], default="3cosadd", help="how answers are scored"
+    )
+    p.set_defaults(func=cmd_eval_analogies)
 
     p = sub.add_parser("eval-images", help="leave-one-out precision@k per class")
     _image_args(p, k=True)

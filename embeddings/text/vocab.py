@@ -25,6 +25,7 @@ from ..core.files import load_npy, save_npy_atomic
 from ..core.fingerprint import fingerprint, sha256_file
 from ..core.mathops import normalize, top_k
 from ..errors import InvalidInputError
+from .analogies import analogy_scores, check_method
 
 if TYPE_CHECKING:
     from .base import TextEmbedder
@@ -195,10 +196,13 @@ def analogy_words(
     vectors: np.ndarray | None = None,
     data_dir: str | os.PathLike | None = None,
     progress: Callable[[int, int], None] | None = None,
+    method: str = "3cosadd",
 ) -> Neighbours:
     """Answer ``a - b + c`` (king - man + woman) with the ``k`` best vocabulary words.
 
-    The inputs themselves are never answers. A word in the vocabulary (ignoring case) uses
+    ``method`` decides the order: ``3cosadd`` (closest to ``a - b + c``) or ``3cosmul`` (Levy and
+    Goldberg's multiplicative score, :mod:`embeddings.text.analogies`); the scores returned are
+    the answers' cosines to ``a - b + c`` either way. The inputs themselves are never answers. A word in the vocabulary (ignoring case) uses
     its vocabulary vector; any other word or phrase is embedded directly. ``words`` and
     ``vectors`` default to :func:`load_vocab` and :func:`vocab_vectors`. Raises
     :class:`InvalidInputError` unless there are three different, non-empty words.
@@ -224,7 +228,13 @@ def analogy_words(
         np.stack([vectors[r] if r is not None else embedded[t] for t, r in zip(terms, rows, strict=True)])
     )
     target = normalize(unit[0] - unit[1] + unit[2])
-    return nearest_words(target, words, vectors, k, exclude=terms)[0]
+    if check_method(method) == "3cosadd":
+        return nearest_words(target, words, vectors, k, exclude=terms)[0]
+    vocab_unit = np.asarray(vectors) if _unit_rows(np.asarray(vectors)) else normalize(vectors)
+    scores = analogy_scores(vocab_unit, unit[0], unit[1], unit[2], method)
+    ids, _ = top_k(scores, k, exclude=sorted(_indices(_index(words), terms)))
+    cosines = np.clip(vocab_unit[ids] @ target[0], -1.0, 1.0)
+    return [(words[j], float(c)) for j, c in zip(ids, cosines, strict=True)]
 
 
 def similar_words(
