@@ -23,7 +23,7 @@ from ui import cached
 from ui.charts import text as charts
 from ui.settings import available_text_models, current_text_model, describe_text_model
 from ui.sidebar import require_router
-from ui.views.text import show_error, word_box
+from ui.views.text import embedding_message, show_error, word_box
 
 require_router()
 
@@ -61,7 +61,7 @@ def read_items() -> list[str] | None:
 def embed(model_id: str, items: list[str]) -> np.ndarray | None:
     """Vectors for ``items`` (cached), or None after showing the error."""
     try:
-        with st.spinner(f"Embedding {len(items):,} items with {model_id}…"):
+        with st.spinner(embedding_message(model_id, len(items)), show_time=True):
             return cached.embed_texts(model_id, tuple(items))
     except EmbeddingsError as exc:
         show_error(exc, model_id)
