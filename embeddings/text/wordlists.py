@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InvalidInputError
-from .base import MAX_WORDS, normalize_text, trimmed_indices
+from .base import MAX_WORDS, check_total_chars, normalize_text, trimmed_indices
 
 DEFAULT_WORDS = "king, queen, dog, cat, kitten, car, happy, joyful, sad"
 
@@ -119,6 +119,7 @@ def parse_groups(raw: str, max_items: int = MAX_WORDS) -> Groups:
         raise InvalidInputError("no words to map: type lines like `animals: dog, cat, horse`")
     if len(result.words) > max_items:
         raise InvalidInputError(f"{len(result.words)} words is too many: at most {max_items} at once")
+    check_total_chars(result.words)
     return result
 
 
