@@ -12,6 +12,7 @@ from embeddings.text.wordlists import (
     CELL_TEXT_MAX,
     DEFAULT_WORDS,
     HEATMAP_MAX,
+    escape_markdown,
     ranking,
     similar_pairs,
     spearman,
@@ -54,7 +55,7 @@ def read_items() -> list[str] | None:
     try:
         return parse_word_list(raw)
     except EmbeddingsError as exc:
-        st.warning(str(exc), icon=":material/edit_note:")
+        st.warning(escape_markdown(exc), icon=":material/edit_note:")
         return None
 
 
@@ -213,7 +214,13 @@ def analogy_tab(model_id: str) -> None:
     best, score = answers[0]
     result_col, chart_col = st.columns([1, 2], gap="large")
     with result_col:
-        st.metric(f"{a} − {b} + {c} ≈", best, f"cosine {score:.3f}", delta_color="off", delta_arrow="off")
+        st.metric(
+            f"{escape_markdown(a)} − {escape_markdown(b)} + {escape_markdown(c)} ≈",
+            escape_markdown(best),
+            f"cosine {score:.3f}",
+            delta_color="off",
+            delta_arrow="off",
+        )
         st.caption(f"Answered from a {len(voc):,}-word English vocabulary embedded with {model_id}.")
     with chart_col:
         words, scores = [w for w, _ in answers], np.array([s for _, s in answers])
@@ -335,7 +342,7 @@ def render() -> None:
         if trimmed:
             st.info(
                 f"{len(trimmed)} item(s) are longer than 8,000 characters; {model_id} only reads the first "
-                f"8,000: {', '.join(trimmed[:5])}",
+                f"8,000: {', '.join(escape_markdown(t) for t in trimmed[:5])}",
                 icon=":material/content_cut:",
             )
     tabs = st.tabs(TABS, key="words_tab", on_change="rerun")

@@ -45,6 +45,17 @@ def trimmed_items(max_chars: int | None, items: list[str]) -> list[str]:
     return [short_label(items[i]) for i in trimmed_indices(items, max_chars)]
 
 
+# Every ASCII punctuation character CommonMark lets a backslash escape that Markdown, GitHub's
+# extensions, KaTeX ($), Streamlit's :colour[...] / :icon: directives or HTML could act on.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:&=/\"'^])")
+
+
+def escape_markdown(text: object) -> str:
+    """``text`` escaped so that Streamlit's Markdown shows it as typed: no bold, math, link,
+    image, HTML tag or icon; newlines become spaces (so no line can start a heading or list)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).splitlines()))
+
+
 def short_label(text: str, limit: int = 28) -> str:
     """``text`` cut to ``limit`` characters with an ellipsis (and its length when very long)."""
     if len(text) <= limit:

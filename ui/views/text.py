@@ -7,6 +7,7 @@ import streamlit as st
 
 from embeddings.errors import AuthenticationError, EmbeddingsError, ModelUnavailableError, RemoteServiceError
 from embeddings.registry import needs_key
+from embeddings.text.wordlists import escape_markdown
 
 HINT_LOCAL = (
     "You can keep exploring offline: choose the `local` text model in the sidebar "
@@ -29,7 +30,7 @@ def embedding_message(model_id: str, count: int) -> str:
 
 def show_error(exc: EmbeddingsError, model_id: str | None = None) -> None:
     """Show an error from the package as a message (never a traceback), with a hint when useful."""
-    st.error(str(exc), icon=":material/error:")
+    st.error(escape_markdown(exc), icon=":material/error:")
     remote = isinstance(exc, (AuthenticationError, RemoteServiceError))
     if remote or (model_id and needs_key(model_id) and isinstance(exc, ModelUnavailableError)):
         st.info(HINT_LOCAL, icon=":material/lightbulb:")
