@@ -50,7 +50,7 @@ from embeddings.models import openai as tb
 from embeddings.models import resnet as ib
 from embeddings.models.baselines import PixelImageEmbedder
 from embeddings.text.cache import EmbeddingCache
-from tests.conftest import ArrayCollection, make_colour_images, type_words, wait_for_jobs
+from tests.conftest import ArrayCollection, make_colour_images, shown_text, type_words, wait_for_jobs
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")
@@ -79,7 +79,7 @@ def has_heatmap(at: AppTest) -> bool:
 
 
 def errors(at: AppTest) -> str:
-    return "\n".join(e.value for e in at.error)
+    return "\n".join(shown_text(e.value) for e in at.error)
 
 
 def offers_local_model(at: AppTest) -> bool:

@@ -39,7 +39,7 @@ from embeddings.text.base import (
     parse_word_list,
 )
 from embeddings.text.wordlists import clamp_perplexity, parse_groups
-from tests.conftest import assert_clean, messages, type_words, wait_for_jobs
+from tests.conftest import assert_clean, messages, shown_text, type_words, wait_for_jobs
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning"),  # huge.png
@@ -303,7 +303,7 @@ def test_analogy_missing_or_same_words(app_env, a, b, c, expected):
     at.text_input(key="analogy_c").set_value(c)
     at.button[0].click().run()  # the form's "Solve" button
     assert_no_exception(at)
-    assert expected in "\n".join(e.value for e in at.error)
+    assert expected in "\n".join(shown_text(e.value) for e in at.error)
     assert not at.metric and "analogy_chart" not in charts(at)
 
 
@@ -499,7 +499,7 @@ def test_uploads_on_the_page(app_env):
     for name, (make, expected) in BAD_UPLOADS.items():
         upload(at, name, make())
         assert_no_exception(at)
-        errors = "\n".join(e.value for e in at.error)
+        errors = "\n".join(shown_text(e.value) for e in at.error)
         assert "That file can't be used" in errors and expected in errors, (name, errors)
         assert "Top 10 neighbours" not in all_text(at)
     for name, make in GOOD_UPLOADS.items():
@@ -507,7 +507,7 @@ def test_uploads_on_the_page(app_env):
         assert_clean(at)
         assert "Top 10 neighbours" in all_text(at), name
         query_image = at.get("image")[0]
-        assert f"Your image: {name}" in str(query_image.proto)
+        assert shown_text(query_image.proto.imgs[0].caption) == f"Your image: {name}"
     kept = at.session_state["image_query"][4]  # only a display-sized copy stays in the session
     assert max(kept.shape[:2]) <= 512
     at.file_uploader(key="image_upload").clear().run()
@@ -517,7 +517,8 @@ def test_uploads_on_the_page(app_env):
 def test_upload_of_a_non_image_with_an_image_name_shows_the_hint(app_env):
     at = upload(open_page("pages/images.py"), "photo.jpg", b"GIF89a-not-really")
     assert_no_exception(at)
-    assert "That file can't be used" in at.error[0].value and "photo.jpg" in at.error[0].value
+    shown = shown_text(at.error[0].value)
+    assert "That file can't be used" in shown and "photo.jpg" in shown
 
 
 def test_uploaded_query_follows_an_image_model_switch(app_env, add_model):
@@ -534,7 +535,9 @@ def test_uploaded_query_follows_an_image_model_switch(app_env, add_model):
     at.sidebar.selectbox(key="image_model").set_value("pixels8").run()  # was: "query vectors are 768-d"
     wait_ready(at)
     assert_clean(at)
-    assert "Your image: mine.png" in str(at.get("image")[0].proto) and "Top 10 neighbours" in all_text(at)
+    assert shown_text(
+        at.get("image")[0].proto.imgs[0].caption
+    ) == "Your image: mine.png" and "Top 10 neighbours" in all_text(at)
     at.file_uploader(key="image_upload").clear().run()
     at.sidebar.selectbox(key="image_model").set_value("pixels").run()  # the kept query is 192-d
     wait_ready(at)
