@@ -1,7 +1,10 @@
 # Two entry points on a fresh machine:  `make run` (start the app)  and  `make test` (run the tests).
+# `make run` serves serve.py: app.py behind a Host-header check (ui/server.py).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The app listens on loopback only; `make run ADDRESS=0.0.0.0` exposes it to the network (README).
+ADDRESS ?= 127.0.0.1
 PORT ?= 8501
 
 .PHONY: run test lint slow bench clean-venv
@@ -14,7 +17,7 @@ $(VENV)/.installed: requirements.txt requirements-test.txt
 	touch $@
 
 run: $(VENV)/.installed
-	$(BIN)/streamlit run app.py --server.port $(PORT)
+	$(BIN)/streamlit run serve.py --server.address $(ADDRESS) --server.port $(PORT)
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -54,3 +54,7 @@ class CorruptIndexError(IndexStateError):
 
 class IndexNotBuiltError(IndexStateError):
     """No index exists on disk yet for this collection and model."""
+
+
+class WorkCancelledError(EmbeddingsError):
+    """Long work stopped because its ``should_stop`` callback said so (e.g. the browser tab is gone)."""

@@ -15,6 +15,7 @@ from embeddings.image.display import (
     worst_confusions,
 )
 from embeddings.registry import joint_text_model
+from embeddings.text.wordlists import escape_markdown
 from ui.cached import (
     current_image_settings,
     gallery_spec,
@@ -108,7 +109,7 @@ def upload() -> None:
         image = decode_image_bytes(file.getvalue(), name=file.name)
         vector = load_image_embedder(settings.model_id, settings.precision).embed([image])
     except EmbeddingsError as exc:
-        st.error(f"That file can't be used: {exc}")
+        st.error(f"That file can't be used: {escape_markdown(exc)}")
         return
     picture = display_copy(image)
     st.session_state[UPLOAD_KEY] = (seen_key, vector, picture)
@@ -172,17 +173,17 @@ def results() -> tuple[int, int] | None:
         label = class_name(index, qid)
         ids, scores = index.neighbours([qid], k)
         picture = thumbnails(request, (qid,), 224)[0]
-        title = f"Query #{qid}" + (f" · {label}" if label else "")
+        title = f"Query #{qid}" + (f" · {escape_markdown(label)}" if label else "")
     elif query[0] == "upload" and np.shape(query[3])[-1] == index.dim:  # else made by another model
         _, _, name, vector, picture = query
         label = None
         ids, scores = index.search(vector, k)
-        title = f"Your image: {name}"
+        title = f"Your image: {escape_markdown(name)}"
     elif query[0] == "text" and text_model is not None and np.shape(query[2])[-1] == index.dim:
         _, text, vector = query
         label = None
         ids, scores = index.search(vector, k)
-        st.markdown(f"#### Images matching “{text}”")
+        st.markdown(f"#### Images matching “{escape_markdown(text)}”")
         st.caption(f"The text is embedded with **{text_model}**, in the same space as the images.")
         neighbour_grid(request, index, ids[0], scores[0], None)
         return
@@ -213,7 +214,8 @@ def results() -> tuple[int, int] | None:
             if wrong:
                 common = max(set(wrong), key=wrong.count)
                 st.markdown(
-                    f"Most frequent other class among the neighbours: **{common}** ({wrong.count(common)})."
+                    f"Most frequent other class among the neighbours: **{escape_markdown(common)}** "
+                    f"({wrong.count(common)})."
                 )
         st.caption(
             "Green frame ✓ = same class as the query, red frame ✗ = another class. Scores are cosine similarity."

@@ -8,6 +8,7 @@ from embeddings.registry import max_chars
 from embeddings.text.wordlists import (
     DEFAULT_GROUPS,
     clamp_perplexity,
+    escape_markdown,
     parse_groups,
     trimmed_items,
     unique_labels,
@@ -48,10 +49,10 @@ def render_words_section() -> None:
     try:
         groups = parse_groups(raw)
     except EmbeddingsError as exc:
-        st.warning(str(exc), icon=":material/edit_note:")
+        st.warning(escape_markdown(exc), icon=":material/edit_note:")
         return
     for note in groups.notes[:5]:
-        st.caption(note)
+        st.caption(escape_markdown(note))
     n = len(groups)
     if n < 2:
         st.info("A map needs at least 2 words — add more to the groups above.")

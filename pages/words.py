@@ -12,6 +12,7 @@ from embeddings.text.wordlists import (
     CELL_TEXT_MAX,
     DEFAULT_WORDS,
     HEATMAP_MAX,
+    escape_markdown,
     ranking,
     similar_pairs,
     spearman,
@@ -23,7 +24,7 @@ from ui import cached
 from ui.charts import text as charts
 from ui.settings import analogy_model, available_text_models, current_text_model, describe_text_model
 from ui.sidebar import require_router
-from ui.views.text import show_error, word_box
+from ui.views.text import embedding_message, show_error, word_box
 
 require_router()
 
@@ -54,14 +55,14 @@ def read_items() -> list[str] | None:
     try:
         return parse_word_list(raw)
     except EmbeddingsError as exc:
-        st.warning(str(exc), icon=":material/edit_note:")
+        st.warning(escape_markdown(exc), icon=":material/edit_note:")
         return None
 
 
 def embed(model_id: str, items: list[str]) -> np.ndarray | None:
     """Vectors for ``items`` (cached), or None after showing the error."""
     try:
-        with st.spinner(f"Embedding {len(items):,} items with {model_id}…"):
+        with st.spinner(embedding_message(model_id, len(items)), show_time=True):
             return cached.embed_texts(model_id, tuple(items))
     except EmbeddingsError as exc:
         show_error(exc, model_id)
@@ -241,7 +242,13 @@ def analogy_tab(model_id: str) -> None:
     top, score = answers[0]
     result_col, chart_col = st.columns([1, 2], gap="large")
     with result_col:
-        st.metric(f"{a} − {b} + {c} ≈", top, f"cosine {score:.3f}", delta_color="off", delta_arrow="off")
+        st.metric(
+            f"{escape_markdown(a)} − {escape_markdown(b)} + {escape_markdown(c)} ≈",
+            escape_markdown(top),
+            f"cosine {score:.3f}",
+            delta_color="off",
+            delta_arrow="off",
+        )
         st.caption(f"Answered from a {len(voc):,}-word English vocabulary embedded with {solver}.")
     with chart_col:
         words, scores = [w for w, _ in answers], np.array([s for _, s in answers])
@@ -363,7 +370,7 @@ def render() -> None:
         if trimmed:
             st.info(
                 f"{len(trimmed)} item(s) are longer than 8,000 characters; {model_id} only reads the first "
-                f"8,000: {', '.join(trimmed[:5])}",
+                f"8,000: {', '.join(escape_markdown(t) for t in trimmed[:5])}",
                 icon=":material/content_cut:",
             )
     tabs = st.tabs(TABS, key="words_tab", on_change="rerun")

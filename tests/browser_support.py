@@ -82,7 +82,12 @@ def streamlit_server(
     extra_env: dict[str, str] | None = None,
     cwd: Path = REPO,
 ) -> Iterator[str]:
-    """Run ``streamlit run app.py`` in ``cwd`` on a free port; yields its URL and always stops it."""
+    """Run the app as ``make run`` does, in ``cwd`` on a free port; yields its URL and always stops it.
+
+    That is ``streamlit run serve.py`` (``app.py`` behind the Host check), or ``app.py`` in an
+    older checkout without ``serve.py``. The address comes from ``.streamlit/config.toml``
+    (127.0.0.1), as for ``make run``.
+    """
     port = free_port()
     env = {
         **os.environ,
@@ -97,14 +102,16 @@ def streamlit_server(
         if name not in (extra_env or {}):
             env.pop(name, None)  # the app picks its embedded default: the bundled sample, offline models
     log_path = data_dir / "streamlit.log"
+    script = "serve.py" if (cwd / "serve.py").exists() else "app.py"
     cmd = [
-        sys.executable, "-m", "streamlit", "run", "app.py",
+        sys.executable, "-m", "streamlit", "run", script,
         "--server.port", str(port),
         "--server.headless", "true",
-        "--server.address", "127.0.0.1",
         "--browser.gatherUsageStats", "false",
         "--server.fileWatcherType", "none",
     ]  # fmt: skip
+    if script == "app.py":
+        cmd += ["--server.address", "127.0.0.1"]  # an older checkout's config may not say so
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

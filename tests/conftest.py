@@ -4,6 +4,7 @@ and driving it (:func:`wait_for_jobs`, :func:`type_words`)."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -136,9 +137,14 @@ def app_env(request, monkeypatch, tmp_path, tmp_path_factory):
         fresh_caches()
 
 
+def shown_text(markdown: str) -> str:
+    """What the browser shows for Markdown source: backslash escapes (``escape_markdown``) removed."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", str(markdown))
+
+
 def messages(at) -> str:
-    """The text of every warning, info and error an AppTest run shows."""
-    return "\n".join(str(m.value) for kind in ("warning", "info", "error") for m in at.get(kind))
+    """The text of every warning, info and error an AppTest run shows (as the browser shows it)."""
+    return "\n".join(shown_text(m.value) for kind in ("warning", "info", "error") for m in at.get(kind))
 
 
 def assert_clean(at) -> None:

@@ -7,7 +7,8 @@ point ``OPENAI_BASE_URL`` at :attr:`MockOpenAIServer.base_url`. Nothing leaves t
 ``script`` is consumed one action per request: an int is an HTTP status answered with an
 OpenAI-style error body (which echoes the key the way OpenAI's 401 message does), a float
 is a delay in seconds before answering normally (for timeouts), ``"ok"`` answers normally.
-When the script is used up every request succeeds.
+When the script is used up every request succeeds. ``echo(key) -> str`` replaces the error
+message (e.g. the key upper-cased or base64-encoded, as a hostile or buggy server might).
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from text_fixtures import hash_vector
 class MockOpenAIServer:
     """Serve fake embeddings on a free local port until :meth:`close` (a context manager too)."""
 
-    def __init__(self, script: list | None = None, headers: dict | None = None):
+    def __init__(self, script: list | None = None, headers: dict | None = None, echo=None):
         self.script = list(script or [])
+        self.echo = echo
         self.headers = headers or {}
         self.requests: list[dict] = []  # {"path", "authorization", "body"} per request
         self._lock = threading.Lock()
@@ -53,7 +55,10 @@ class MockOpenAIServer:
                 if isinstance(action, int):
                     key = self.headers.get("authorization", "").removeprefix("Bearer ")
                     message = f"scripted {action}: Incorrect API key provided: {key}"
-                    self._send(action, {"error": {"message": message, "type": "error", "code": None}})
+                    if server.echo is not None:
+                        message = server.echo(key)
+                    error = {"message": message, "type": "error", "code": None, "param": message}
+                    self._send(action, {"error": error, "detail": message})
                     return
                 data = [
                     {"object": "embedding", "index": i, "embedding": hash_vector(text, 1536).tolist()}

@@ -11,8 +11,10 @@ builds killed with SIGKILL in a real subprocess, a full disk, and SQLite writers
 
 from __future__ import annotations
 
+import base64
 import errno
 import json
+import logging
 import os
 import signal
 import socket
@@ -34,7 +36,12 @@ from streamlit.testing.v1 import AppTest
 from embeddings import registry
 from embeddings.core import downloads
 from embeddings.core.fingerprint import sha256_file
-from embeddings.errors import DatasetUnavailableError, IndexNotBuiltError, RemoteServiceError
+from embeddings.errors import (
+    DatasetUnavailableError,
+    EmbeddingsError,
+    IndexNotBuiltError,
+    RemoteServiceError,
+)
 from embeddings.image.collections import default_source, open_collection
 from embeddings.index import service
 from embeddings.index import store as idx
@@ -43,7 +50,7 @@ from embeddings.models import openai as tb
 from embeddings.models import resnet as ib
 from embeddings.models.baselines import PixelImageEmbedder
 from embeddings.text.cache import EmbeddingCache
-from tests.conftest import ArrayCollection, make_colour_images, type_words, wait_for_jobs
+from tests.conftest import ArrayCollection, make_colour_images, shown_text, type_words, wait_for_jobs
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")
@@ -72,7 +79,7 @@ def has_heatmap(at: AppTest) -> bool:
 
 
 def errors(at: AppTest) -> str:
-    return "\n".join(e.value for e in at.error)
+    return "\n".join(shown_text(e.value) for e in at.error)
 
 
 def offers_local_model(at: AppTest) -> bool:
@@ -152,7 +159,7 @@ def embedder(server_url: str, data_dir: Path, **kwargs) -> tb.OpenAIEmbedder:
         api_key=FAKE_KEY,
         base_url=server_url,
         cache=EmbeddingCache(data_dir / "cache.sqlite3"),
-        sleep=sleeps.append,
+        sleep=sleeps.append if sleeps is not None else time.sleep,
         **kwargs,
     )
 
@@ -491,3 +498,71 @@ def test_cache_survives_writers_killed_mid_loop(tmp_path):
     assert cache.count() == total
     cache.put_many("m", [("after", np.ones(4, np.float32))])  # no lock was left behind
     assert cache.count() == total + 1
+
+
+# ------------------------------------------------------------------------------ OpenAI: hangs, echoes
+
+
+def test_a_server_that_never_answers_is_given_up_on_within_the_total_budget(tmp_path):
+    # each answer would come after 30 s; the per-read timeout (60 s) alone would wait for all six
+    with MockOpenAIServer(script=[30.0] * 6) as server:
+        start = time.monotonic()
+        with pytest.raises(RemoteServiceError, match=r"gave up after \d attempts? \(1\.5 s in all\)"):
+            embedder(server.base_url, tmp_path, total_timeout=1.5, sleeps=None).embed(["cat"])
+        elapsed = time.monotonic() - start
+    assert elapsed < 1.5 + 5, f"took {elapsed:.1f} s"  # the budget, plus slack for a busy machine
+    assert EmbeddingCache(tmp_path / "cache.sqlite3").count() == 0
+
+
+def test_the_total_budget_comes_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(tb.TOTAL_TIMEOUT_ENV, "7.5")
+    assert embedder(closed_port_url(), tmp_path).total_timeout == 7.5
+    monkeypatch.setenv(tb.TOTAL_TIMEOUT_ENV, "soon")
+    assert embedder(closed_port_url(), tmp_path).total_timeout == tb.OPENAI_TOTAL_TIMEOUT_S
+
+
+def test_words_page_gives_up_on_a_silent_server_and_offers_the_local_model(app_env, monkeypatch):
+    with MockOpenAIServer(script=[30.0] * 6) as server:
+        use_openai(monkeypatch, server.base_url)
+        monkeypatch.setenv(tb.TOTAL_TIMEOUT_ENV, "1.5")
+        start = time.monotonic()
+        at = words_page()
+        elapsed = time.monotonic() - start
+    assert not at.exception and not has_heatmap(at)
+    assert "did not answer" in errors(at) and "1.5 s in all" in errors(at)
+    assert offers_local_model(at)
+    assert elapsed < 30, f"the page took {elapsed:.1f} s"  # was about 6.4 minutes
+
+
+def _key_spellings(key: str) -> list[str]:
+    return [key, key.upper(), base64.b64encode(key.encode()).decode(), key[::-1]]
+
+
+@pytest.mark.parametrize("status", [401, 404, 400, 500])
+def test_an_error_body_that_echoes_the_key_in_any_spelling_is_never_shown(
+    app_env, monkeypatch, caplog, status
+):
+    echo = lambda key: " / ".join(_key_spellings(key))  # noqa: E731
+    caplog.set_level(logging.DEBUG)
+    with MockOpenAIServer(script=[status] * 12, echo=echo) as server:
+        with pytest.raises(EmbeddingsError) as info:
+            embedder(server.base_url, app_env, max_attempts=2).embed(["cat"])
+        use_openai(monkeypatch, server.base_url)
+        monkeypatch.setenv(tb.TOTAL_TIMEOUT_ENV, "2")  # a 500 is retried: keep the page's retries short
+        at = words_page()
+    shown = "\n".join(
+        [str(info.value), repr(info.value), errors(at), caplog.text]
+        + [str(e.value) for e in (*at.info, *at.warning, *at.markdown, *at.caption)]
+    )
+    assert f"HTTP {status}" in str(info.value) and f"HTTP {status}" in errors(at)
+    for spelling in _key_spellings(FAKE_KEY):
+        assert spelling not in shown, spelling
+
+
+def test_the_words_page_says_what_it_waits_for_and_the_way_out(monkeypatch):
+    from ui.views.text import embedding_message
+
+    monkeypatch.setenv(tb.TOTAL_TIMEOUT_ENV, "45")
+    message = embedding_message(OPENAI, 9)
+    assert "OpenAI" in message and "45 s" in message and "`local`" in message
+    assert "OpenAI" not in embedding_message("hashing", 9)

@@ -14,7 +14,7 @@ SOURCES = sorted(
     p
     for folder in ("embeddings", "ui", "pages", "tests", "benchmarks", "scripts")
     for p in (REPO / folder).rglob("*.py")
-) + [REPO / "app.py"]
+) + [REPO / "app.py", REPO / "serve.py"]
 
 
 def _module_of(path: Path) -> str:

@@ -12,8 +12,10 @@ index (tests/test_index.py).
 from __future__ import annotations
 
 import re
+import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import plotly.io
@@ -24,13 +26,20 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from embeddings.core.projection import check_perplexity, pca, tsne
-from embeddings.errors import InvalidInputError
+from embeddings.errors import InvalidInputError, WorkCancelledError
 from embeddings.image.base import Preprocess
 from embeddings.image.io import DEFAULT_MAX_PIXELS, decode_image_bytes
 from embeddings.registry import get_text_embedder
-from embeddings.text.base import MAX_TEXT_CHARS, MAX_WORDS, clean_text, parse_word_list
+from embeddings.text.base import (
+    MAX_REQUEST_CHARS,
+    MAX_TEXT_CHARS,
+    MAX_WORDS,
+    TextEmbedder,
+    clean_text,
+    parse_word_list,
+)
 from embeddings.text.wordlists import clamp_perplexity, parse_groups
-from tests.conftest import assert_clean, messages, type_words, wait_for_jobs
+from tests.conftest import assert_clean, messages, shown_text, type_words, wait_for_jobs
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning"),  # huge.png
@@ -294,7 +303,7 @@ def test_analogy_missing_or_same_words(app_env, a, b, c, expected):
     at.text_input(key="analogy_c").set_value(c)
     at.button[0].click().run()  # the form's "Solve" button
     assert_no_exception(at)
-    assert expected in "\n".join(e.value for e in at.error)
+    assert expected in "\n".join(shown_text(e.value) for e in at.error)
     assert not at.metric and "analogy_chart" not in charts(at)
 
 
@@ -490,7 +499,7 @@ def test_uploads_on_the_page(app_env):
     for name, (make, expected) in BAD_UPLOADS.items():
         upload(at, name, make())
         assert_no_exception(at)
-        errors = "\n".join(e.value for e in at.error)
+        errors = "\n".join(shown_text(e.value) for e in at.error)
         assert "That file can't be used" in errors and expected in errors, (name, errors)
         assert "Top 10 neighbours" not in all_text(at)
     for name, make in GOOD_UPLOADS.items():
@@ -498,7 +507,7 @@ def test_uploads_on_the_page(app_env):
         assert_clean(at)
         assert "Top 10 neighbours" in all_text(at), name
         query_image = at.get("image")[0]
-        assert f"Your image: {name}" in str(query_image.proto)
+        assert shown_text(query_image.proto.imgs[0].caption) == f"Your image: {name}"
     kept = at.session_state["image_query"][4]  # only a display-sized copy stays in the session
     assert max(kept.shape[:2]) <= 512
     at.file_uploader(key="image_upload").clear().run()
@@ -508,7 +517,8 @@ def test_uploads_on_the_page(app_env):
 def test_upload_of_a_non_image_with_an_image_name_shows_the_hint(app_env):
     at = upload(open_page("pages/images.py"), "photo.jpg", b"GIF89a-not-really")
     assert_no_exception(at)
-    assert "That file can't be used" in at.error[0].value and "photo.jpg" in at.error[0].value
+    shown = shown_text(at.error[0].value)
+    assert "That file can't be used" in shown and "photo.jpg" in shown
 
 
 def test_uploaded_query_follows_an_image_model_switch(app_env, add_model):
@@ -525,9 +535,96 @@ def test_uploaded_query_follows_an_image_model_switch(app_env, add_model):
     at.sidebar.selectbox(key="image_model").set_value("pixels8").run()  # was: "query vectors are 768-d"
     wait_ready(at)
     assert_clean(at)
-    assert "Your image: mine.png" in str(at.get("image")[0].proto) and "Top 10 neighbours" in all_text(at)
+    assert shown_text(
+        at.get("image")[0].proto.imgs[0].caption
+    ) == "Your image: mine.png" and "Top 10 neighbours" in all_text(at)
     at.file_uploader(key="image_upload").clear().run()
     at.sidebar.selectbox(key="image_model").set_value("pixels").run()  # the kept query is 192-d
     wait_ready(at)
     assert_clean(at)
     assert "Pick a query" in all_text(at)
+
+
+# ------------------------------------------------------------------------------ total size, stopping
+
+
+class CountingEmbedder(TextEmbedder):
+    """A slow model stand-in: counts its batches, and marks the session gone after the first."""
+
+    model_id, dim, batch_size = "counting", 4, 2
+
+    def __init__(self, on_batch=None):
+        self.batches = 0
+        self.on_batch = on_batch
+
+    def embed_batch(self, texts):
+        self.batches += 1
+        if self.on_batch:
+            self.on_batch()
+        return np.ones((len(texts), self.dim), dtype=np.float32)
+
+
+TOO_MUCH = ["x" * 20_000 + f" {i}" for i in range(300)]  # the 6 MB request that took 87-105 s
+
+
+def test_total_characters_per_request_are_capped():
+    assert sum(map(len, TOO_MUCH)) > MAX_REQUEST_CHARS
+    with pytest.raises(InvalidInputError, match=f"at most {MAX_REQUEST_CHARS:,} per request"):
+        parse_word_list(", ".join(TOO_MUCH))
+    with pytest.raises(InvalidInputError, match=f"at most {MAX_REQUEST_CHARS:,} per request"):
+        parse_groups("long: " + ", ".join(TOO_MUCH))
+    model = CountingEmbedder()
+    with pytest.raises(InvalidInputError, match="fewer or shorter items"):
+        model.embed(TOO_MUCH)
+    assert model.batches == 0  # refused before any work
+    fits = ["y" * (MAX_REQUEST_CHARS // 4 - 2) + f" {i}" for i in range(4)]
+    assert len(parse_word_list(", ".join(fits))) == 4 and model.embed(fits).shape == (4, 4)
+
+
+def test_the_pages_refuse_too_much_text_with_the_limit(app_env):
+    at = type_words(open_page("pages/words.py"), ", ".join(TOO_MUCH))
+    assert_no_exception(at)
+    assert f"at most {MAX_REQUEST_CHARS:,} per request" in messages(at)
+    assert "words_heatmap" not in charts(at)
+    at.switch_page("pages/tsne.py").run()
+    at.text_area(key="tsne_groups").set_value("long: " + ", ".join(TOO_MUCH)).run()
+    assert_no_exception(at)
+    assert f"at most {MAX_REQUEST_CHARS:,} per request" in messages(at)
+    assert "tsne_words_chart" not in charts(at)
+
+
+def test_embedding_stops_within_a_batch_once_should_stop_says_so():
+    gone = threading.Event()
+    model = CountingEmbedder(on_batch=gone.set)  # the tab closes while the first batch runs
+    with pytest.raises(WorkCancelledError, match="stopped after 2 of 10"):
+        model.embed([f"w{i}" for i in range(10)], should_stop=gone.is_set)
+    assert model.batches == 1
+
+
+def test_the_app_stops_embedding_for_a_session_that_has_gone(monkeypatch):
+    """ui.cached.embed_texts asks the Streamlit runtime whether its session is still connected."""
+    from streamlit import runtime
+    from streamlit.runtime import scriptrunner
+
+    from ui import cached
+
+    class FakeRuntime:
+        active = {"s1"}
+
+        def is_active_session(self, session_id):
+            return session_id in self.active
+
+    fake = FakeRuntime()
+    model = CountingEmbedder(on_batch=lambda: fake.active.discard("s1"))  # closed during batch 1
+    monkeypatch.setattr(runtime, "exists", lambda: True)
+    monkeypatch.setattr(runtime, "get_instance", lambda: fake)
+    monkeypatch.setattr(
+        scriptrunner, "get_script_run_ctx", lambda suppress_warning=False: SimpleNamespace(session_id="s1")
+    )
+    monkeypatch.setattr(cached, "load_text_embedder", lambda model_id: model)
+    with pytest.raises(WorkCancelledError):
+        cached.embed_texts.__wrapped__("counting", tuple(f"w{i}" for i in range(10)))
+    assert model.batches == 1
+    fake.active.add("s1")
+    model.on_batch = None
+    assert cached.embed_texts.__wrapped__("counting", ("a", "b", "c")).shape == (3, 4)

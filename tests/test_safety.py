@@ -413,3 +413,56 @@ def test_real_server_key_xsrf_upload_limit(browser, tmp_path):
     assert after == before, "the upload changed the data folder"
     assert recent_files_holding(marker.encode(), data_dir, started) == []
     assert recent_files_holding(marker.encode(), Path(tempfile.gettempdir()), started, exclude=tmp_path) == []
+
+
+# ------------------------------------------------------------------------------ user text is shown as text
+
+NASTY = ["**bold**", "$x^2$", "[a](http://127.0.0.1:9/x)", "![i](http://127.0.0.1:9/i.png)", "<img src=x>"]
+RAW = ("**bold**", "$x^2$", "](http", "![", "<img")  # live syntax; escaped, each has a backslash inside
+
+
+def rendered_markdown(at: AppTest) -> list[str]:
+    """The Markdown source of every element Streamlit renders as Markdown (labels and values too)."""
+    out = []
+    for kind in ("markdown", "caption", "info", "warning", "error", "success", "subheader", "title"):
+        out += [str(e.value) for e in at.get(kind)]
+    for metric in at.get("metric"):
+        out += [str(metric.label), str(metric.value)]
+    return out
+
+
+def assert_shown_as_text(values: list[str]) -> None:
+    for value in values:
+        for raw in RAW:
+            assert raw not in value.replace("\\<", "\\&lt;"), (raw, value)  # an escaped < is text
+
+
+def test_escape_markdown_leaves_no_live_syntax():
+    from embeddings.text.wordlists import escape_markdown
+
+    escaped = [escape_markdown(word) for word in NASTY + ["a\n# heading", ":red[x] :material/home:"]]
+    assert_shown_as_text(escaped)
+    assert escaped[0] == r"\*\*bold\*\*" and "\n" not in escaped[5] and ":red[" not in escaped[6]
+
+
+def test_typed_words_are_shown_as_text_not_markdown(app_env, monkeypatch):
+    monkeypatch.setenv("EMBEDDINGS_TEXT_MODEL", "hashing")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page("pages/words.py").run()
+    at.session_state["words_tab"] = "Analogy"
+    at.run()
+    for key, word in zip(("analogy_a", "analogy_b", "analogy_c"), NASTY, strict=False):
+        at.text_input(key=key).set_value(word)
+    at.button[0].click().run() if at.button else at.run()
+    assert not at.exception
+    metrics = at.get("metric")
+    assert metrics, "the analogy showed no result"
+    assert r"\*\*bold\*\*" in metrics[0].label and r"\$x^2\$".replace("^", r"\^") in metrics[0].label
+    assert_shown_as_text(rendered_markdown(at))
+    at.switch_page("pages/tsne.py").run()
+    groups = "\n".join(f"g{i}: {word}, w{i}" for i, word in enumerate(NASTY)) + "\nagain: " + ", ".join(NASTY)
+    at.text_area(key="tsne_groups").set_value(groups).run()
+    assert not at.exception
+    notes = [c.value for c in at.caption if "appears twice" in c.value]
+    assert len(notes) == 5, notes  # every repeated word is named, escaped
+    assert_shown_as_text(rendered_markdown(at))

@@ -62,8 +62,22 @@ def load_text_embedder(model_id: str) -> TextEmbedder:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def embed_texts(model_id: str, texts: tuple[str, ...]) -> np.ndarray:
-    """Unit vectors, one row per text, from ``model_id``."""
-    return load_text_embedder(model_id).embed(list(texts))
+    """Unit vectors, one row per text, from ``model_id``; stops between batches once the browser
+    session that asked has gone (``WorkCancelledError``, never cached)."""
+    return load_text_embedder(model_id).embed(list(texts), should_stop=session_gone_check())
+
+
+def session_gone_check() -> Callable[[], bool] | None:
+    """A ``should_stop`` callback: true once the current Streamlit session is no longer connected
+    (its tab was closed); None outside a served script run (AppTest, the CLI)."""
+    from streamlit import runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx(suppress_warning=True)
+    if ctx is None or not runtime.exists():
+        return None
+    instance, session_id = runtime.get_instance(), ctx.session_id
+    return lambda: not instance.is_active_session(session_id)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

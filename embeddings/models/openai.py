@@ -49,6 +49,22 @@ OPENAI_CONNECT_ATTEMPTS = 3
 OPENAI_CONNECT_TIMEOUT_S = 10.0
 
 
+# The most one request may take, connecting, waiting for the answer and retrying together: a
+# server that accepts connections but never answers is given up on after this long, not after
+# six full read timeouts (6.4 minutes). ``$EMBEDDINGS_OPENAI_TIMEOUT`` (seconds) changes it.
+OPENAI_TOTAL_TIMEOUT_S = 60.0
+TOTAL_TIMEOUT_ENV = "EMBEDDINGS_OPENAI_TIMEOUT"
+
+
+def total_timeout_from_env() -> float:
+    """``$EMBEDDINGS_OPENAI_TIMEOUT`` when it is a positive number of seconds, else 60."""
+    try:
+        value = float(os.environ.get(TOTAL_TIMEOUT_ENV, "") or OPENAI_TOTAL_TIMEOUT_S)
+    except ValueError:
+        return OPENAI_TOTAL_TIMEOUT_S
+    return value if value > 0 else OPENAI_TOTAL_TIMEOUT_S
+
+
 NO_KEY_MESSAGE = (
     "No OpenAI API key found. Set the OPENAI_API_KEY environment variable, or add "
     'OPENAI_API_KEY = "..." to .streamlit/secrets.toml, or use the offline "local" model.'
@@ -61,13 +77,14 @@ REJECTED_KEY_MESSAGE = (
 )
 
 
-_KEY_PATTERN = re.compile(r"sk-[A-Za-z0-9_*\-]{4,}")
+# An upstream error body is never shown or logged: a server can echo the key in any spelling
+# (upper-cased, base64, split), which no redaction catches. Messages name the HTTP status and,
+# when it looks like one of OpenAI's codes, the error code.
+_CODE_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 
-def _redact(text: str, secret: str | None) -> str:
-    if secret:
-        text = text.replace(secret, "***")
-    return _KEY_PATTERN.sub("sk-***", text)
+def _safe_code(code: str | None) -> str | None:
+    return code if code and _CODE_PATTERN.fullmatch(code) else None
 
 
 class OpenAIEmbedder(TextEmbedder):
@@ -97,6 +114,7 @@ class OpenAIEmbedder(TextEmbedder):
         cache: EmbeddingCache | None = None,
         data_dir: str | os.PathLike | None = None,
         timeout: float = 60.0,
+        total_timeout: float | None = None,
         max_attempts: int = 6,
         max_connect_attempts: int = OPENAI_CONNECT_ATTEMPTS,
         backoff_base: float = 1.0,
@@ -124,6 +142,7 @@ class OpenAIEmbedder(TextEmbedder):
         self._api_key = key.strip()
         self.cache = cache if cache is not None else EmbeddingCache(data_dir=data_dir)
         self.timeout = timeout
+        self.total_timeout = total_timeout if total_timeout is not None else total_timeout_from_env()
         self.max_attempts = max_attempts
         self.max_connect_attempts = max(1, max_connect_attempts)
         self.backoff_base = backoff_base
@@ -190,14 +209,22 @@ class OpenAIEmbedder(TextEmbedder):
         with self._client_lock:
             if self._client is None:
                 openai = require("openai", PIP_OPENAI, "the OpenAI models")
-                timeout = openai.Timeout(self.timeout, connect=min(self.timeout, OPENAI_CONNECT_TIMEOUT_S))
-                kwargs: dict[str, Any] = {"api_key": self._api_key, "max_retries": 0, "timeout": timeout}
+                kwargs: dict[str, Any] = {
+                    "api_key": self._api_key,
+                    "max_retries": 0,
+                    "timeout": self._timeouts(openai, self.timeout),
+                }
                 if self._http_client is not None:
                     kwargs["http_client"] = self._http_client
                 if self._base_url is not None:
                     kwargs["base_url"] = self._base_url
                 self._client = openai.OpenAI(**kwargs)
             return self._client
+
+    def _timeouts(self, openai: Any, limit: float) -> Any:
+        """httpx timeouts for one attempt that has at most ``limit`` seconds left."""
+        limit = max(0.05, min(self.timeout, limit))
+        return openai.Timeout(limit, connect=min(limit, OPENAI_CONNECT_TIMEOUT_S))
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         """Exponential backoff with jitter: half the step fixed, half random; honours Retry-After."""
@@ -213,19 +240,25 @@ class OpenAIEmbedder(TextEmbedder):
         client = self._get_client()
         failure = ""
         unreachable = 0  # attempts that could not connect at all
+        deadline = time.monotonic() + self.total_timeout
+        out_of_time = False
         for attempt in range(1, self.max_attempts + 1):
             self.requests += 1
             retry_after = None
+            left = deadline - time.monotonic()
             try:
-                response = client.embeddings.create(model=self.model_name, input=inputs)
+                response = client.embeddings.create(
+                    model=self.model_name, input=inputs, timeout=self._timeouts(openai, left)
+                )
                 return self._parse(response, len(inputs))
             except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+                _log_status(exc)
                 raise AuthenticationError(REJECTED_KEY_MESSAGE.format(status=exc.status_code)) from None
             except openai.BadRequestError as exc:
-                raise InvalidInputError(
-                    f"OpenAI refused the input (HTTP 400): {self._detail(exc)}. Try shorter texts."
-                ) from None
+                _log_status(exc)
+                raise InvalidInputError("OpenAI refused the input (HTTP 400). Try shorter texts.") from None
             except openai.RateLimitError as exc:
+                _log_status(exc)
                 if _error_code(exc) == "insufficient_quota":
                     raise RemoteServiceError(
                         "OpenAI says this key has run out of quota (HTTP 429 insufficient_quota); "
@@ -234,27 +267,35 @@ class OpenAIEmbedder(TextEmbedder):
                 failure, retry_after = "rate-limited the request (HTTP 429)", _retry_after(exc)
             except openai.APIStatusError as exc:
                 status = exc.status_code
+                _log_status(exc)
                 if not (status >= 500 or status in (408, 409)):
-                    raise RemoteServiceError(f"OpenAI returned HTTP {status}: {self._detail(exc)}") from None
+                    raise RemoteServiceError(
+                        f"OpenAI returned HTTP {status}{_code_suffix(exc)}; its message is not shown "
+                        "(it may repeat the key). Try again, or use the local model."
+                    ) from None
                 failure, retry_after = f"failed (HTTP {status})", _retry_after(exc)
             except openai.APITimeoutError as exc:
                 if type(exc.__cause__).__name__ == "ConnectTimeout":
                     unreachable += 1
                     failure = "could not be reached (the connection timed out)"
                 else:
-                    failure = f"did not answer within {self.timeout:g} s"
+                    failure = f"did not answer within {min(self.timeout, max(left, 0.0)):.3g} s"
             except openai.APIConnectionError:
                 unreachable += 1
                 failure = "could not be reached (connection error; is the network down?)"
             except (openai.OpenAIError, ValueError) as exc:
-                raise RemoteServiceError(f"OpenAI sent an unusable response: {self._detail(exc)}") from None
+                raise RemoteServiceError(f"OpenAI sent an unusable response ({type(exc).__name__})") from None
             if attempt == self.max_attempts or unreachable >= self.max_connect_attempts:
                 break
             delay = self._backoff(attempt, retry_after)
+            if time.monotonic() + delay >= deadline:
+                out_of_time = True
+                break
             log.info("OpenAI %s; retry %d/%d in %.1f s", failure, attempt, self.max_attempts - 1, delay)
             self._sleep(delay)
+        budget = f" ({self.total_timeout:g} s in all)" if out_of_time or deadline <= time.monotonic() else ""
         raise RemoteServiceError(
-            f"OpenAI {failure}; gave up after {attempt} attempts. "
+            f"OpenAI {failure}; gave up after {attempt} attempts{budget}. "
             "Try again in a minute, or use the local model."
         )
 
@@ -269,15 +310,6 @@ class OpenAIEmbedder(TextEmbedder):
             )
         return vectors
 
-    def _detail(self, exc: BaseException) -> str:
-        body = getattr(exc, "body", None)
-        message = None
-        if isinstance(body, dict):
-            error = body.get("error", body)
-            message = error.get("message") if isinstance(error, dict) else None
-        message = message or getattr(exc, "message", None) or type(exc).__name__
-        return _redact(str(message), self._api_key)[:300]
-
 
 def _error_code(exc: Any) -> str | None:
     code = getattr(exc, "code", None)
@@ -289,6 +321,16 @@ def _error_code(exc: Any) -> str | None:
         if isinstance(error, dict) and error.get("code"):
             return str(error["code"])
     return None
+
+
+def _code_suffix(exc: Any) -> str:
+    code = _safe_code(_error_code(exc))
+    return f" ({code})" if code else ""
+
+
+def _log_status(exc: Any) -> None:
+    """Log an upstream error by its status and code only, never its body."""
+    log.info("OpenAI answered HTTP %s%s", getattr(exc, "status_code", "?"), _code_suffix(exc))
 
 
 def _retry_after(exc: Any) -> float | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InvalidInputError
-from .base import MAX_WORDS, normalize_text, trimmed_indices
+from .base import MAX_WORDS, check_total_chars, normalize_text, trimmed_indices
 
 DEFAULT_WORDS = "king, queen, dog, cat, kitten, car, happy, joyful, sad"
 
@@ -43,6 +43,17 @@ def trimmed_items(max_chars: int | None, items: list[str]) -> list[str]:
     if max_chars is None:
         return []
     return [short_label(items[i]) for i in trimmed_indices(items, max_chars)]
+
+
+# Every ASCII punctuation character CommonMark lets a backslash escape that Markdown, GitHub's
+# extensions, KaTeX ($), Streamlit's :colour[...] / :icon: directives or HTML could act on.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:&=/\"'^])")
+
+
+def escape_markdown(text: object) -> str:
+    """``text`` escaped so that Streamlit's Markdown shows it as typed: no bold, math, link,
+    image, HTML tag or icon; newlines become spaces (so no line can start a heading or list)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).splitlines()))
 
 
 def short_label(text: str, limit: int = 28) -> str:
@@ -119,6 +130,7 @@ def parse_groups(raw: str, max_items: int = MAX_WORDS) -> Groups:
         raise InvalidInputError("no words to map: type lines like `animals: dog, cat, horse`")
     if len(result.words) > max_items:
         raise InvalidInputError(f"{len(result.words)} words is too many: at most {max_items} at once")
+    check_total_chars(result.words)
     return result
 
 

@@ -16,6 +16,7 @@ import streamlit as st
 
 from embeddings.errors import EmbeddingsError
 from embeddings.image.display import class_mark, framed
+from embeddings.text.wordlists import escape_markdown
 from ui.cached import comparison_variants, index_or_job, index_request, thumbnails, variant_precision
 from ui.jobs import Job
 from ui.settings import ImageSettings, IndexRequest
@@ -116,7 +117,7 @@ def side_by_side(request: IndexRequest, variants, query_id: int, k: int) -> None
                 )
                 with inner[n % per_row]:
                     st.image(framed(thumb, same, width=3), width="stretch")
-                    st.caption(f"{class_mark(same)}{label} · {score:.2f}")
+                    st.caption(f"{class_mark(same)}{escape_markdown(label)} · {score:.2f}")
 
 
 def per_class_comparison(settings: ImageSettings, k: int) -> None:

@@ -7,6 +7,7 @@ import streamlit as st
 
 from embeddings.errors import EmbeddingsError
 from embeddings.image.display import class_mark, class_name, framed, kept_on_map, precision_of, valid_image_id
+from embeddings.text.wordlists import escape_markdown
 from ui.cached import (
     current_image_settings,
     index_manifest,
@@ -133,7 +134,8 @@ def neighbour_grid(
         same = None if (label is None or query_label is None) else label == query_label
         with cols[n % columns]:
             st.image(framed(thumb, same), width="stretch")
-            st.caption(f"{class_mark(same)}{label or '#' + str(int(i))}  \ncos {score:.3f}")
+            shown = escape_markdown(label) if label else f"#{int(i)}"
+            st.caption(f"{class_mark(same)}{shown}  \ncos {score:.3f}")
 
 
 def render_image_map_section() -> None:
@@ -201,13 +203,13 @@ def _inspect_map_image(index, settings: ImageSettings, layout: np.ndarray, selec
     with left:
         st.image(
             thumbnails(request, (selected,), 192)[0],
-            caption=f"#{selected} {label or ''}",
+            caption=f"#{selected} {escape_markdown(label or '')}",
         )
     with right:
         share = precision_of(index, ids[0], label)
         kept = kept_on_map(layout, selected, ids[0])
         if share is not None:
-            st.markdown(f"**{share:.0%}** of its {k} nearest neighbours are also *{label}*.")
+            st.markdown(f"**{share:.0%}** of its {k} nearest neighbours are also *{escape_markdown(label)}*.")
         st.markdown(
             f"**{kept:.0%}** of those neighbours are also among its {k} nearest points *on the map*; "
             "the rest were pulled apart by t-SNE (black rings show where they landed)."
