@@ -53,7 +53,7 @@ class LocalEmbedder(TextEmbedder):
         return f"local-raw:[{self.minilm.fingerprint()}]+[{self.wordllama.fingerprint()}]"
 
     def embed_batch(self, texts: list[str]) -> np.ndarray:
-        a = normalize(self.minilm.embed_batch(texts))
+        a = self.minilm.embed(texts)  # unit rows; shipped vectors where the table has them
         b = normalize(self.wordllama.embed_batch(texts))
         return np.concatenate([a, b], axis=1)
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..core.mathops import normalize
 from ..errors import InvalidInputError, WorkCancelledError
+from .precomputed import precomputed_for
 
 MAX_TEXT_CHARS = 8000  # OpenAI's embedding models take about 8k tokens; we trim by characters
 MAX_WORDS = 2000  # the most items one request from the app may embed
@@ -60,12 +61,30 @@ class TextEmbedder:
         Raises :class:`InvalidInputError` when the texts hold more than
         :data:`MAX_REQUEST_CHARS` characters together (after cleaning), and
         :class:`WorkCancelledError` when ``should_stop()`` is true before a batch (so stopped
-        work ends after at most the batch in progress).
+        work ends after at most the batch in progress). Texts the model's shipped table knows
+        (:mod:`embeddings.text.precomputed`) take their stored vectors; only the rest are embedded.
         """
         texts = [clean_text(t) for t in texts]
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         check_total_chars(texts)
+        table = precomputed_for(self) if self.use_precomputed else None
+        if table is not None:  # shipped vectors for known texts; the model embeds only the rest
+            rows = table.lookup(texts)
+            out = np.empty((len(texts), self.dim), dtype=np.float32)
+            known = [i for i, r in enumerate(rows) if r is not None]
+            out[known] = table.vectors[[rows[i] for i in known]]
+            missing = [i for i, r in enumerate(rows) if r is None]
+            if missing:
+                out[missing] = self._embed_batches([texts[i] for i in missing], progress, should_stop)
+            elif progress:
+                progress(len(texts), len(texts))
+            return normalize(out)
+        return normalize(self._embed_batches(texts, progress, should_stop))
+
+    use_precomputed: bool = True  # False for the script that makes the tables
+
+    def _embed_batches(self, texts: list[str], progress, should_stop) -> np.ndarray:
         chunks = []
         for start in range(0, len(texts), self.batch_size):
             if should_stop is not None and should_stop():
@@ -82,7 +101,7 @@ class TextEmbedder:
             chunks.append(vectors)
             if progress:
                 progress(min(start + len(batch), len(texts)), len(texts))
-        return normalize(np.concatenate(chunks))
+        return np.concatenate(chunks)
 
 
 # Control characters; lone UTF-16 surrogates (not encodable as UTF-8, so no model or hash can
