@@ -35,6 +35,10 @@ COLUMNS = 6
 QUERY_KEY = "image_query"
 TEXT_SEEN_KEY = "image_text_seen"  # (text, text model) last searched
 UPLOAD_KEY = "image_upload_seen"  # ((file id, model, precision), vector, display image)
+# (file id, name, bytes) of the uploaded query: kept (at most the 10 MB upload limit) so the query is
+# embedded again after a model switch, even when the page stopped for the new model's index build
+# and the uploader widget, not drawn meanwhile, lost the file.
+UPLOAD_DATA_KEY = "image_upload_data"
 UPLOAD_DISPLAY_MAX = 512  # an uploaded image is kept in the session at most this big (longer side)
 
 require_router()
@@ -93,30 +97,49 @@ def gallery(ids_all: np.ndarray) -> None:
     st.caption("Click any image to use it as the query.")
 
 
+def _upload_removed() -> None:
+    """The user took the file out of the uploader: its bytes are forgotten (the query it made
+    stays, for this model, until another one is picked)."""
+    if st.session_state.get("image_upload") is None:
+        st.session_state.pop(UPLOAD_DATA_KEY, None)
+
+
 def upload() -> None:
     """Use an uploaded PNG/JPEG as the query (read in memory, never written to disk)."""
     from embeddings.image.io import decode_image_bytes
 
-    file = st.file_uploader("…or upload your own image", type=["png", "jpg", "jpeg"], key="image_upload")
-    if file is None:
-        return
+    file = st.file_uploader(
+        "…or upload your own image",
+        type=["png", "jpg", "jpeg"],
+        key="image_upload",
+        on_change=_upload_removed,
+    )
+    if file is not None:
+        file_id, name, data = file.file_id, file.name, None
+    else:  # no file in the widget: re-embed the kept upload if it is still the query (after a model switch)
+        kept = st.session_state.get(UPLOAD_DATA_KEY)
+        if kept is None or st.session_state.get(QUERY_KEY, (None, None))[:2] != ("upload", kept[0]):
+            return
+        file_id, name, data = kept
     # decoded and embedded once per file and image model, not on every rerun
-    seen_key = (file.file_id, settings.model_id, settings.precision)
+    seen_key = (file_id, settings.model_id, settings.precision)
     previous = st.session_state.get(UPLOAD_KEY)
     if previous is not None and previous[0] == seen_key:
         return  # already the query, or the user has since clicked a gallery image: keep their choice
     try:
-        image = decode_image_bytes(file.getvalue(), name=file.name)
+        data = file.getvalue() if data is None else data
+        image = decode_image_bytes(data, name=name)
         vector = load_image_embedder(settings.model_id, settings.precision).embed([image])
     except EmbeddingsError as exc:
         st.error(f"That file can't be used: {escape_markdown(exc)}")
         return
     picture = display_copy(image)
     st.session_state[UPLOAD_KEY] = (seen_key, vector, picture)
+    st.session_state[UPLOAD_DATA_KEY] = (file_id, name, data)
     query = st.session_state.get(QUERY_KEY, (None, None))
-    new_file = previous is None or previous[0][0] != file.file_id
-    if new_file or query[:2] == ("upload", file.file_id):  # a new upload, or the same one under a new model
-        st.session_state[QUERY_KEY] = ("upload", file.file_id, file.name, vector, picture)
+    new_file = previous is None or previous[0][0] != file_id
+    if new_file or query[:2] == ("upload", file_id):  # a new upload, or the same one under a new model
+        st.session_state[QUERY_KEY] = ("upload", file_id, name, vector, picture)
 
 
 def text_query(text_model: str) -> None:

@@ -340,3 +340,247 @@ def test_cifar10_corrupt_batch_is_refused_before_unpickling(tmp_path, monkeypatc
     (data / "cifar10" / "cifar-10-batches-py" / "test_batch").write_bytes(b"tampered")
     with pytest.raises(DatasetUnavailableError, match="missing or corrupt"):
         open_collection("cifar10", data_dir=data, download=False)
+
+
+# ----------------------------------------------------------------------------- folders: what is read
+
+
+def _in_thread(fn, timeout: float = 120.0):
+    """Run ``fn`` in a daemon thread; a call that hangs (a FIFO read) fails the test instead of the suite."""
+    import threading
+
+    result: dict = {}
+
+    def target():
+        try:
+            result["value"] = fn()
+        except BaseException as exc:  # re-raised in the test
+            result["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"{fn} did not return within {timeout:.0f} s (blocked on a special file?)"
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+@pytest.mark.parametrize("layout", ["classes", "flat"])
+def test_fifos_and_device_links_are_skipped_not_read(tmp_path, layout, pixel_embedder, data_dir, caplog):
+    import os
+
+    from embeddings.index.store import build_index
+
+    root = tmp_path / "pets"
+    folder = (
+        make_class_folder(root, classes=("cat", "dog"), per_class=2) / "cat" if layout == "classes" else root
+    )
+    if layout == "flat":
+        for i in range(3):
+            write_image(root / f"{i}.png", rgb(8, 8, i))
+    os.mkfifo(folder / "x.jpg")
+    (folder / "y.png").symlink_to(folder / "x.jpg")  # a link inside, to the FIFO
+    (folder / "z.png").symlink_to("/dev/zero")  # a device (and outside the folder)
+    expected = 4 if layout == "classes" else 3
+    caplog.set_level("WARNING")
+    coll = _in_thread(lambda: open_collection(str(root)))
+    assert len(coll) == expected and coll.skipped == 0
+    assert not any(n.endswith(("x.jpg", "y.png", "z.png")) for n in coll.names)
+    assert any("2 file(s) that are not regular files" in w for w in coll.warnings), coll.warnings
+    assert any("1 link(s) leading outside" in w for w in coll.warnings), coll.warnings
+    assert "not regular files" in caplog.text
+    assert _in_thread(lambda: source_fingerprint(str(root))) == coll.fingerprint()
+    index = _in_thread(lambda: build_index(coll, pixel_embedder, data_dir))
+    assert index.count == expected
+
+
+def test_a_file_that_becomes_a_fifo_is_refused_at_once(tmp_path):
+    import os
+
+    from embeddings.image.io import load_image_file, probe_size
+
+    os.mkfifo(tmp_path / "pipe.png")
+    (tmp_path / "zero.png").symlink_to("/dev/zero")
+    for name in ("pipe.png", "zero.png"):
+        with pytest.raises(InvalidInputError, match="cannot read"):
+            _in_thread(lambda n=name: load_image_file(tmp_path / n))
+        assert _in_thread(lambda n=name: probe_size(str(tmp_path / n))) is None
+        assert _in_thread(lambda n=name: folders._read_bytes(str(tmp_path / n))) is None
+        with pytest.raises(OSError):
+            _in_thread(lambda n=name: folders._sha256_regular(str(tmp_path / n)))
+
+
+def test_links_leading_outside_the_folder_are_not_followed(tmp_path, caplog):
+    outside = make_class_folder(tmp_path / "elsewhere", classes=("fish",), per_class=2)
+    write_image(tmp_path / "secret.png", rgb(8, 8, 9))
+    root = make_class_folder(tmp_path / "pets", classes=("cat", "dog"), per_class=2)
+    (root / "cat" / "secret.png").symlink_to(tmp_path / "secret.png")  # a file outside
+    (root / "fish").symlink_to(outside / "fish")  # a class folder outside (top level)
+    (root / "dog" / "deeper").symlink_to(outside / "fish")  # a folder outside, deeper down
+    (root / "cat" / "alias.png").symlink_to(root / "dog" / "000.png")  # a file inside: used
+    (root / "dog" / "more").symlink_to(root / "cat")  # a folder inside: used
+    (root / "cat" / "loop").symlink_to(root / "cat")  # back to itself: not walked forever
+    caplog.set_level("WARNING")
+    coll = open_collection(str(root))
+    assert coll.classes == ["cat", "dog"]
+    assert coll.names == [
+        "cat/000.png",
+        "cat/001.png",
+        "cat/alias.png",
+        "dog/000.png",
+        "dog/001.png",
+        "dog/more/000.png",
+        "dog/more/001.png",
+        "dog/more/alias.png",
+    ]
+    # secret.png (seen twice: in cat/ and through dog/more/), fish/ and dog/deeper/
+    assert any("4 link(s) leading outside the collection folder" in w for w in coll.warnings), coll.warnings
+    np.testing.assert_array_equal(coll.get_image(2), coll.get_image(3))  # alias.png is dog/000.png
+    # a split folder that is a link outside is not a split
+    split_root = tmp_path / "splits"
+    make_class_folder(split_root / "test", classes=("a",), per_class=1)
+    make_class_folder(tmp_path / "other-train", classes=("a",), per_class=1)
+    (split_root / "train").symlink_to(tmp_path / "other-train")
+    assert list_splits(str(split_root)) == ["test"]
+    # the flat layout too
+    flat = tmp_path / "flat"
+    write_image(flat / "a.png", rgb(8, 8, 1))
+    (flat / "b.png").symlink_to(tmp_path / "secret.png")
+    assert open_collection(str(flat)).names == ["a.png"]
+
+
+def test_names_that_are_not_utf8_are_shown_escaped_and_stored_as_utf8(tmp_path, pixel_embedder, data_dir):
+    import os
+
+    from embeddings.index.store import build_index
+
+    root = tmp_path / "pets"
+    make_class_folder(root, classes=("dog",), per_class=2)
+    raw = os.fsencode(root) + b"/caf\xe9"
+    os.mkdir(raw)
+    for i in range(2):
+        with open(raw + b"/n\xefve-%d.png" % i, "wb") as fh:
+            fh.write(encode_png(rgb(8, 8, i)))
+    coll = open_collection(str(root))
+    assert coll.classes == ["caf\\xe9", "dog"]
+    assert coll.names[:2] == ["caf\\xe9/n\\xefve-0.png", "caf\\xe9/n\\xefve-1.png"]
+    for text in [*coll.classes, *coll.names, coll.name]:
+        text.encode("utf-8")  # displayable: no surrogates left
+    assert coll.get_image(0).shape == (8, 8, 3)  # the file is still read under its real name
+    assert source_fingerprint(str(root)) == coll.fingerprint() == open_collection(str(root)).fingerprint()
+    index = build_index(coll, pixel_embedder, data_dir)
+    manifest_bytes = (index.path / "manifest.json").read_bytes()
+    manifest = json.loads(manifest_bytes.decode("utf-8"))
+    json.dumps(manifest, ensure_ascii=False).encode("utf-8")  # no lone surrogates anywhere
+    assert manifest["classes"] == ["caf\\xe9", "dog"]
+    from embeddings.index.store import load_index
+
+    assert load_index(open_collection(str(root)), pixel_embedder, data_dir).count == 4  # stable: not stale
+
+
+def test_a_folder_path_that_is_not_utf8_is_stored_escaped(tmp_path, pixel_embedder, data_dir):
+    import os
+
+    from embeddings.index.store import build_index
+
+    raw = os.fsencode(tmp_path) + b"/ph\xf6tos"
+    os.mkdir(raw)
+    for i in range(2):
+        with open(raw + b"/%d.png" % i, "wb") as fh:
+            fh.write(encode_png(rgb(8, 8, i)))
+    source = os.fsdecode(raw)
+    coll = open_collection(source)
+    coll.name.encode("utf-8")
+    index = build_index(coll, pixel_embedder, data_dir)
+    manifest = json.loads((index.path / "manifest.json").read_bytes().decode("utf-8"))
+    json.dumps(manifest, ensure_ascii=False).encode("utf-8")
+
+
+def encode_png(arr) -> bytes:
+    from image_fixtures import encode
+
+    return encode(arr, "PNG")
+
+
+# ----------------------------------------------------------------------------- folders: memory
+
+
+def _gradient(height: int, width: int) -> np.ndarray:
+    """A smooth image (small as PNG, so big ones are cheap to write)."""
+    y = np.linspace(0, 255, height, dtype=np.float32)[:, None]
+    x = np.linspace(0, 255, width, dtype=np.float32)[None, :]
+    return np.stack(
+        [np.broadcast_to(y, (height, width)), np.broadcast_to(x, (height, width)), (x + y) / 2], -1
+    ).astype(np.uint8)
+
+
+def test_large_images_are_reduced_on_decode_small_ones_untouched(tmp_path):
+    from embeddings.image.io import DECODE_SHORT_SIDE
+
+    big = _gradient(2 * DECODE_SHORT_SIDE + 50, 3 * DECODE_SHORT_SIDE)
+    write_image(tmp_path / "big" / "a.png", big)
+    write_image(tmp_path / "big" / "b.jpg", big)
+    small = rgb(2 * DECODE_SHORT_SIDE - 1, 40, 1)  # shorter side below the bound: bitwise as before
+    write_image(tmp_path / "big" / "c.png", small)
+    for lazy in (False, True):
+        coll = open_collection(str(tmp_path / "big")) if not lazy else None
+        if lazy:
+            import embeddings.image.folders as f
+
+            old, f.EAGER_MAX_BYTES = f.EAGER_MAX_BYTES, 0
+            try:
+                coll = open_collection(str(tmp_path / "big"))
+            finally:
+                f.EAGER_MAX_BYTES = old
+            assert isinstance(coll, LazyFolderCollection)
+        a, b, c = (coll.get_image(i) for i in range(3))
+        assert a.shape == (DECODE_SHORT_SIDE + 25, 3 * DECODE_SHORT_SIDE // 2, 3)  # reduced by 2
+        assert min(b.shape[:2]) >= DECODE_SHORT_SIDE and b.shape[0] < big.shape[0]  # JPEG: draft + reduce
+        np.testing.assert_array_equal(c, small)
+        assert np.abs(a.astype(int) - big[::2, ::2].astype(int)).max() <= 2  # the same picture
+
+
+def test_embedding_chunks_are_cut_by_decoded_bytes(monkeypatch):
+    from embeddings.index import store
+
+    class Sized:
+        def __init__(self, sizes):
+            self.sizes = sizes
+
+        def __len__(self):
+            return len(self.sizes)
+
+        def image_nbytes(self, i):
+            return self.sizes[i]
+
+    monkeypatch.setattr(store, "EMBED_CHUNK_BYTES", 100)
+    monkeypatch.setattr(store, "EMBED_CHUNK", 4)
+    chunks = store.embed_chunks(Sized([60, 30, 20, 500, 10, 10, 10, 10, 10, 10]))
+    assert [list(c) for c in chunks] == [[0, 1], [2], [3], [4, 5, 6, 7], [8, 9]]
+
+
+def test_embedding_a_folder_of_large_images_peaks_near_one_image(tmp_path, monkeypatch, pixel_embedder):
+    import tracemalloc
+
+    from embeddings.image import collection as collection_module
+    from embeddings.index import store
+    from embeddings.index.store import embed_collection
+
+    side = 2600
+    for i in range(8):
+        write_image(tmp_path / "big" / f"{i}.png", _gradient(side, side))
+    one_image = side * side * 3  # 20 MB decoded at full size; 8 of them: 162 MB
+    monkeypatch.setattr(folders, "EAGER_MAX_BYTES", 0)  # decoded on demand, as a big folder is
+    monkeypatch.setattr(collection_module, "LAZY_CACHE_BYTES", 0)  # the display cache is bounded on its own
+    monkeypatch.setattr(store, "EMBED_CHUNK_BYTES", 8 * 2**20)  # a budget below one full-size image
+    coll = open_collection(str(tmp_path / "big"))
+    assert isinstance(coll, LazyFolderCollection)
+    tracemalloc.start()
+    try:
+        vectors = embed_collection(coll, pixel_embedder)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert vectors.shape == (8, pixel_embedder.dim)
+    assert peak < one_image, f"peak {peak / 2**20:.0f} MB for images of {one_image / 2**20:.0f} MB each"

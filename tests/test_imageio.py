@@ -279,3 +279,32 @@ def test_enlarge_is_crisp_nearest_neighbour():
         enlarge(src, 0)
     with pytest.raises(InvalidInputError):
         enlarge(np.zeros((4, 4), np.uint8), 16)
+
+
+@pytest.mark.parametrize("shape", [(150, 200), (480, 640), (32, 32), (600, 10), (10, 600), (96, 96), (1, 1)])
+def test_thumbnails_fit_one_tile_whatever_the_image(shape):
+    from embeddings.image.io import thumbnail
+
+    src = np.random.default_rng(0).integers(0, 256, size=(*shape, 3), dtype=np.uint8)
+    tile = thumbnail(src, 96)
+    assert tile.shape == (96, 96, 3) and tile.dtype == np.uint8
+    if shape[0] != shape[1]:  # letterboxed on white
+        assert (tile[0] == 255).all() or (tile[:, 0] == 255).all()
+
+
+def test_thumbnails_of_cifar_size_images_are_unchanged():
+    from embeddings.image.io import enlarge, thumbnail
+
+    src = np.random.default_rng(1).integers(0, 256, size=(32, 32, 3), dtype=np.uint8)
+    for size in (72, 96, 128, 192, 224):
+        np.testing.assert_array_equal(thumbnail(src, size), enlarge(src, size))
+
+
+def test_gallery_images_are_bounded_in_bytes():
+    from ui.charts.image import MAX_IMAGE_BYTES, image_data_uri
+
+    noise = np.random.default_rng(2).integers(0, 256, size=(402, 606, 3), dtype=np.uint8)
+    uri = image_data_uri(noise)
+    assert uri.startswith("data:image/jpeg;base64,") and len(uri) < MAX_IMAGE_BYTES * 4 / 3 + 100
+    flat = np.repeat(np.repeat(noise[:40, :60], 10, axis=0), 10, axis=1)[:402, :606]
+    assert image_data_uri(np.ascontiguousarray(flat)).startswith("data:image/png;base64,")

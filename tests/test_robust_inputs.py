@@ -628,3 +628,103 @@ def test_the_app_stops_embedding_for_a_session_that_has_gone(monkeypatch):
     fake.active.add("s1")
     model.on_batch = None
     assert cached.embed_texts.__wrapped__("counting", ("a", "b", "c")).shape == (3, 4)
+
+
+def test_uploaded_query_survives_the_new_models_index_build(app_env, add_model):
+    import threading
+
+    from embeddings.models.baselines import PixelImageEmbedder
+
+    gate = threading.Event()  # the build waits here, so the page surely stops for it (no timing)
+
+    class GatedPixels(PixelImageEmbedder):
+        model_id = "pixels-gated"
+        dim = 8 * 8 * 3
+        preprocess = Preprocess(resize=8, crop=8, mean=(0.5,) * 3, std=(0.5,) * 3)
+
+        def embed(self, images, progress=None):
+            assert gate.wait(TIMEOUT), "the test never opened the gate"
+            return super().embed(images, progress)
+
+    add_model("pixels-gated", GatedPixels, kind="image")
+    at = upload(open_page("pages/images.py"), "mine.png", png(rgb(30, 30)))
+    assert_clean(at)
+    try:
+        at.sidebar.selectbox(key="image_model").set_value("pixels-gated").run()
+        assert at.get("progress"), "the new model's index is being built"
+        assert not at.get("file_uploader")  # the page stopped before drawing the uploader ...
+        # ... so the browser unmounts it and its next rerun sends no file for it (AppTest alone
+        # would keep the server-side value: drop it as the browser does)
+        del at.session_state["image_upload"]
+    finally:
+        gate.set()
+    wait_ready(at)
+    assert_clean(at)
+    caption = at.get("image")[0].proto.imgs[0].caption
+    assert shown_text(caption) == "Your image: mine.png" and "Top 10 neighbours" in all_text(at)
+    assert np.shape(at.session_state["image_query"][3])[-1] == 192  # embedded by the new model
+
+
+def _mixed_size_folder(root: Path) -> Path:
+    """Two classes of noisy images (PNG's worst case) at 150x200, 640x480, 32x32 and 10x600."""
+    sizes = [(150, 200), (480, 640), (32, 32), (600, 10)]
+    for k, name in enumerate(("noise", "stripes")):
+        for i in range(16):
+            h, w = sizes[i % len(sizes)]
+            (root / name).mkdir(parents=True, exist_ok=True)
+            (root / name / f"{i:02d}.png").write_bytes(png(rgb(h, w, seed=100 * k + i)))
+    return root
+
+
+def test_a_folder_of_mixed_sizes_shows_bounded_galleries_and_grids(app_env, tmp_path, monkeypatch):
+    import ui.views.compare
+    import ui.views.image
+
+    folder = _mixed_size_folder(tmp_path / "mixed")
+    shown = []  # every neighbour tile's shape, as the grids frame it
+
+    def recording(framed):
+        return lambda thumb, *args, **kwargs: shown.append(thumb.shape) or framed(thumb, *args, **kwargs)
+
+    for module in (ui.views.image, ui.views.compare):
+        monkeypatch.setattr(module, "framed", recording(module.framed))
+    monkeypatch.setenv("EMBEDDINGS_FOLDERS", str(folder))
+    monkeypatch.setenv("EMBEDDINGS_COLLECTION", str(folder))
+    at = open_page("pages/images.py")
+    assert_clean(at)
+    assert "32" in all_text(at) and "mixed" in all_text(at)
+    gallery = [c for c in at.get("plotly_chart") if c.key and c.key.startswith("gallery_")]
+    assert gallery and len(gallery[0].proto.spec) < 400_000, len(gallery[0].proto.spec)
+    at.selectbox(key="gallery_class").set_value("stripes").run()
+    assert_clean(at)
+    show_query(at, ("id", 1))  # a 640 x 480 query: the neighbour grid
+    assert_clean(at)
+    assert "Top 10 neighbours" in all_text(at)
+    assert set(shown) == {(128, 128, 3)}, set(shown)
+    shown.clear()
+    at.toggle(key="image_compare").set_value(True).run()  # the before/after grid
+    assert_clean(at)
+    assert set(shown) == {(72, 72, 3)}, set(shown)
+
+
+def test_names_that_are_not_utf8_on_the_image_page(app_env, tmp_path, monkeypatch):
+    import os
+
+    root = make_class_folder(tmp_path / "odd", classes=("dog",), per_class=3)
+    raw = os.fsencode(root) + b"/caf\xe9"
+    os.mkdir(raw)
+    for i in range(3):
+        with open(raw + b"/na\xefve-%d.png" % i, "wb") as fh:
+            fh.write(png(rgb(8, 8, i)))
+    monkeypatch.setenv("EMBEDDINGS_FOLDERS", str(root))
+    monkeypatch.setenv("EMBEDDINGS_COLLECTION", str(root))
+    at = open_page("pages/images.py")
+    assert_clean(at)
+    assert "caf\\xe9" in at.selectbox(key="gallery_class").options  # was: UnicodeEncodeError
+    at.selectbox(key="gallery_class").set_value("caf\\xe9").run()
+    assert_clean(at)
+    show_query(at, ("id", 0))
+    assert_clean(at)
+    assert "Top 5 neighbours" in all_text(at)
+    at.segmented_control(key="image_view").set_value("How well are classes separated?").run()
+    assert_clean(at)

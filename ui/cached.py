@@ -289,14 +289,15 @@ def map_or_job(index, method: str, perplexity: float, seed: int):
 def _thumbnails(
     source: str, split: str, fingerprint: str, ids: tuple[int, ...], size: int
 ) -> list[np.ndarray]:
-    from embeddings.image.io import enlarge
+    from embeddings.image.io import thumbnail
 
     collection = _collection(source, split, fingerprint)
-    return [enlarge(np.asarray(img), size) for img in collection.get_images(list(ids))]
+    return [thumbnail(np.asarray(img), size) for img in collection.get_images(list(ids))]
 
 
 def thumbnails(request: IndexRequest, ids: tuple[int, ...], size: int) -> list[np.ndarray]:
-    """Enlarged copies of images ``ids`` of ``request``'s collection for display (shared by every model)."""
+    """Images ``ids`` of ``request``'s collection fitted into ``size`` x ``size`` tiles for display
+    (shrunk or enlarged, letterboxed: the same size whatever the images; shared by every model)."""
     return _thumbnails(request.source, request.split, request.fingerprint, ids, size)
 
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import InvalidInputError
-from .io import load_image_file
+from .io import DECODE_SHORT_SIDE, load_image_file
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,13 @@ class ImageCollection:
             return None
         return self.classes[int(self.labels[int(self._check_ids([i])[0])])]
 
+    def image_nbytes(self, i: int) -> int:
+        """Bytes image ``i`` takes decoded (what :func:`embeddings.index.store.embed_collection`
+        budgets its chunks by)."""
+        if isinstance(self._images, np.ndarray):
+            return int(self._images[0].nbytes) if len(self._images) else 0
+        return int(np.asarray(self._images[int(i)]).nbytes)
+
     def fingerprint(self) -> str:
         """A short hash that changes whenever the collection's contents change."""
         return self._fingerprint
@@ -161,7 +168,7 @@ class LazyFolderCollection(ImageCollection):
                 self._cache.move_to_end(i)
                 return self._cache[i]
         try:
-            img = load_image_file(self._paths[i], max_pixels=self._max_pixels)
+            img = load_image_file(self._paths[i], max_pixels=self._max_pixels, short_side=DECODE_SHORT_SIDE)
         except InvalidInputError as exc:
             width, height = self._sizes[i]
             log.warning("image %d (%s) could not be decoded: %s", i, self.names[i], exc)
@@ -178,3 +185,8 @@ class LazyFolderCollection(ImageCollection):
 
     def _fetch(self, ids: np.ndarray) -> list[np.ndarray]:
         return [self._load_one(int(i)) for i in ids]
+
+    def image_nbytes(self, i: int) -> int:
+        """Bytes image ``i`` takes once decoded (from its header; large images are reduced on decode)."""
+        width, height = self._sizes[int(i)]
+        return width * height * 3

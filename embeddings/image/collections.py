@@ -101,7 +101,7 @@ def source_fingerprint(
     else:
         split = check_split(split, ["all"], str(root))
         folder = root
-    return scan_folder(folder, split)[-1]
+    return scan_folder(folder, split, root)[-1]
 
 
 def check_split(split: str | None, valid: list[str], what: str) -> str:

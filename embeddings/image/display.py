@@ -16,10 +16,14 @@ CIFAR_VEHICLES = {"airplane", "automobile", "ship", "truck"}
 
 
 def mosaic(thumbs: list[np.ndarray], columns: int, gap: int = 6, background: int = 255) -> np.ndarray:
-    """Tile equally sized H x W x 3 thumbnails into one image, row by row."""
+    """Tile equally sized H x W x 3 thumbnails into one image, row by row (make them with
+    :func:`embeddings.image.io.thumbnail`, which fits any image into one tile size)."""
     if not thumbs:
         raise ValueError("no thumbnails to tile")
     h, w = thumbs[0].shape[:2]
+    odd = next((t.shape for t in thumbs if t.shape != thumbs[0].shape), None)
+    if odd is not None:
+        raise ValueError(f"thumbnails must share one size: {thumbs[0].shape} and {odd}")
     rows = -(-len(thumbs) // columns)
     out = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap, 3), background, dtype=np.uint8)
     for i, thumb in enumerate(thumbs):

@@ -7,19 +7,21 @@ only when a name, size or modification time changed since the last look in this 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..core.fingerprint import fingerprint, sha256_file
+from ..core.files import open_regular_file
+from ..core.fingerprint import fingerprint
 from ..errors import DatasetUnavailableError, InvalidInputError
 from .collection import SOURCES, ImageCollection, LazyFolderCollection
-from .io import decode_all, is_image_filename, probe_size
+from .io import DECODE_SHORT_SIDE, decode_all, decoded_size, is_image_filename, probe_size, read_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +33,6 @@ SPLIT_FOLDERS = ("train", "val", "valid", "validation", "test")
 # Folders whose decoded pixels fit this budget are decoded into memory when opened;
 # bigger ones decode lazily with a small cache.
 EAGER_MAX_BYTES = 512 * 2**20
-
-
-_DECODE_CHUNK = 2048
 
 
 def folder_root(source: str | os.PathLike) -> Path:
@@ -51,45 +50,132 @@ def folder_root(source: str | os.PathLike) -> Path:
     return root.resolve()
 
 
-def _visible_entries(folder: Path) -> list[os.DirEntry]:
+def display_name(name: str) -> str:
+    """``name`` as it is shown and stored in JSON: bytes that are not UTF-8 (which the OS hands
+    over as surrogate escapes) become backslash escapes (``b"caf\\xe9"`` -> ``"caf\\xe9"``); a
+    valid name is returned unchanged, so existing fingerprints stay the same."""
     try:
-        with os.scandir(folder) as it:
-            return sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        try:
+            return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:  # surrogates that did not come from the OS
+            return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+@dataclass
+class _Bounds:
+    """The collection folder's real path (no listing leaves it), and what listings left out."""
+
+    real_root: str
+    special: list[str] = field(default_factory=list)  # image names that are not regular files
+    outside: list[str] = field(default_factory=list)  # links whose target is outside the folder
+
+    def inside(self, real: str) -> bool:
+        return real == self.real_root or real.startswith(self.real_root.rstrip(os.sep) + os.sep)
+
+    def notes(self) -> list[str]:
+        found = []
+        if self.special:
+            found.append(
+                f"{len(self.special)} file(s) that are not regular files (FIFOs, devices, sockets) were "
+                f"skipped, e.g. {self.special[0]}"
+            )
+        if self.outside:
+            found.append(
+                f"{len(self.outside)} link(s) leading outside the collection folder were not followed, "
+                f"e.g. {self.outside[0]}"
+            )
+        return found
+
+
+def _list_dir(
+    path: str, real: str, bounds: _Bounds, prefix: str = "", strict: bool = True
+) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:
+    """The visible sub-folders ``(path, name, real path)`` and regular files ``(path, name)`` of
+    the folder ``path`` (whose real path is ``real``), each sorted by name.
+
+    Names are ``prefix`` + :func:`display_name` of the entry; paths stay as the OS gave them.
+    A link is kept only when its target's real path is inside the collection folder; anything
+    but folders and regular files (FIFOs, devices, sockets, links to them) is left out; both
+    are recorded in ``bounds``. ``strict`` raises when ``path`` cannot be listed (else: empty).
+    """
+    try:
+        with os.scandir(path) as it:
+            entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
     except OSError as exc:
-        raise DatasetUnavailableError(f"cannot list {folder}: {exc.strerror or exc}") from exc
+        if strict:
+            raise DatasetUnavailableError(f"cannot list {path}: {exc.strerror or exc}") from exc
+        log.warning("cannot list %s: %s", path, exc)
+        return [], []
+    dirs, files = [], []
+    for e in entries:
+        name = prefix + display_name(e.name)
+        try:
+            if e.is_symlink():
+                target = os.path.realpath(e.path)
+                if not bounds.inside(target):
+                    bounds.outside.append(name)
+                    continue
+            else:
+                target = os.path.join(real, e.name)
+            if e.is_dir():
+                dirs.append((e.path, name, target))
+            elif e.is_file():  # a regular file (following a link), never a FIFO or device
+                files.append((e.path, name))
+            elif is_image_filename(e.name):
+                bounds.special.append(name)
+        except OSError:  # vanished or unreadable while listing
+            continue
+    return dirs, files
+
+
+def _bounds_for(root: str | os.PathLike) -> _Bounds:
+    return _Bounds(os.path.realpath(root))
 
 
 def folder_splits(root: Path) -> list[str]:
     """Split sub-folders when ``root`` is laid out as train/ and/or test/ (nothing else), else []."""
-    subdirs = {e.name for e in _visible_entries(root) if e.is_dir()}
+    bounds = _bounds_for(root)
+    dirs, _ = _list_dir(os.fspath(root), bounds.real_root, bounds)
+    subdirs = {name for _, name, _ in dirs}
     if not subdirs or not subdirs & {"train", "test"} or not subdirs <= set(SPLIT_FOLDERS):
         return []
     return [s for s in SPLIT_FOLDERS if s in subdirs]
 
 
-def _walk_images(folder: str, prefix: str) -> list[tuple[str, str]]:
+def _walk_images(
+    folder: str, real: str, prefix: str, bounds: _Bounds, ancestors: frozenset = frozenset()
+) -> list[tuple[str, str]]:
     """(path, name) of image files under ``folder``, recursively, hidden entries skipped, sorted
     by name; ``name`` is ``prefix`` + the path relative to ``folder`` with ``/`` separators.
-    (Plain strings: pathlib costs more than decoding for 50,000 tiny files.)"""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        rel = os.path.relpath(dirpath, folder)
-        rel = prefix if rel == "." else prefix + rel.replace(os.sep, "/") + "/"
-        found.extend(
-            (os.path.join(dirpath, f), rel + f)
-            for f in filenames
-            if not f.startswith(".") and is_image_filename(f)
-        )
+    Links inside the collection folder are followed (a link back to an enclosing folder is not);
+    links leaving it are not. (Plain strings: pathlib costs more than decoding for 50,000 tiny files.)"""
+    ancestors = ancestors | {real}
+    dirs, files = _list_dir(folder, real, bounds, prefix, strict=False)
+    found = [(p, n) for p, n in files if is_image_filename(p)]
+    for path, name, target in dirs:
+        if target not in ancestors:
+            found.extend(_walk_images(path, target, name + "/", bounds, ancestors))
     return sorted(found, key=lambda item: item[1])
 
 
-def scan_folder(folder: Path, split: str):
-    """List a split folder: (paths, names, labels or None, classes, notes, fingerprint)."""
-    entries = _visible_entries(folder)
+def scan_folder(folder: Path, split: str, root: Path | None = None):
+    """List a split folder: (paths, names, labels or None, classes, notes, fingerprint).
+
+    Nothing outside ``root`` (the collection folder; ``folder`` itself by default) is listed:
+    links whose real path leaves it are skipped, as are files that are not regular files; the
+    notes say how many. Class and file names are made displayable (:func:`display_name`).
+    """
+    bounds = _bounds_for(root if root is not None else folder)
+    real = os.path.realpath(folder)
+    if not bounds.inside(real):
+        raise DatasetUnavailableError(f"{folder} leads outside the collection folder")
+    dirs, files = _list_dir(os.fspath(folder), real, bounds)
     notes = []
-    class_files = {e.name: _walk_images(e.path, e.name + "/") for e in entries if e.is_dir()}
-    loose = [(e.path, e.name) for e in entries if e.is_file() and is_image_filename(e.name)]
+    class_files = {name: _walk_images(path, target, name + "/", bounds) for path, name, target in dirs}
+    loose = [(p, n) for p, n in files if is_image_filename(p)]
     classes = [name for name, files in class_files.items() if files]
     empty = sorted(set(class_files) - set(classes))
     if classes:
@@ -103,6 +189,7 @@ def scan_folder(folder: Path, split: str):
             notes.append(f"sub-folder(s) without images ignored: {', '.join(empty)}")
     else:
         found, labels = loose, None
+    notes.extend(bounds.notes())
     paths = [p for p, _ in found]
     names = [n for _, n in found]
     fp = _content_fingerprint(os.path.abspath(folder), found, split, classes)
@@ -149,7 +236,7 @@ def _content_fingerprint(folder: str, found: list[tuple[str, str]], split: str, 
     contents = []
     for (path, name), (_, size, _) in zip(found, stats, strict=True):
         try:
-            contents.append([name, size, sha256_file(path) if size >= 0 else ""])
+            contents.append([name, size, _sha256_regular(path) if size >= 0 else ""])
         except OSError:
             contents.append([name, -1, ""])
     fp = fingerprint("folder-content", split, classes, contents)
@@ -162,10 +249,18 @@ def _content_fingerprint(folder: str, found: list[tuple[str, str]], split: str, 
     return fp
 
 
+def _sha256_regular(path: str) -> str:
+    """sha256 of a file's bytes; ``OSError`` at once when it is no longer a regular file."""
+    digest = hashlib.sha256()
+    with open_regular_file(path) as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _read_bytes(path: str) -> bytes | None:
     try:
-        with open(path, "rb") as fh:
-            return fh.read()
+        return read_regular_file(path)
     except OSError:
         return None
 
@@ -179,7 +274,7 @@ def _estimate_bytes(paths: list[str]) -> float:
         if len(paths) > 32
         else range(len(paths))
     )
-    sizes = [s for s in (probe_size(paths[i]) for i in picks) if s]
+    sizes = [decoded_size(*s) for s in (probe_size(paths[i]) for i in picks) if s]
     if not sizes:
         return 0.0
     return float(np.mean([w * h * 3 for w, h in sizes])) * len(paths)
@@ -187,8 +282,13 @@ def _estimate_bytes(paths: list[str]) -> float:
 
 def open_folder(source, root: Path, folder: Path, split: str, max_pixels: int | None) -> ImageCollection:
     """The collection of ``split`` in ``folder``: decoded into memory when it fits, else lazy."""
-    paths, names, labels, classes, notes, fp = scan_folder(folder, split)
-    common = {"name": root.name or str(root), "source": os.fspath(source), "split": split, "fingerprint": fp}
+    paths, names, labels, classes, notes, fp = scan_folder(folder, split, root)
+    common = {
+        "name": display_name(root.name or str(root)),
+        "source": os.fspath(source),
+        "split": split,
+        "fingerprint": fp,
+    }
     if not paths:
         raise DatasetUnavailableError(f"no image files found in {folder}")
     listing = _Listing(folder, paths, names, labels, classes if labels is not None else [], notes)
@@ -214,18 +314,21 @@ class _Listing:
 
 def _decode_eagerly(folder: Path, paths, names, max_pixels: int | None):
     """(decoded arrays, None for each unreadable file; error messages), or None when the images
-    decode to more than twice ``EAGER_MAX_BYTES`` (the folder is then read lazily)."""
+    decode to more than twice ``EAGER_MAX_BYTES`` (the folder is then read lazily).
+
+    Each file is read and decoded in turn (never a batch of file contents at once), large images
+    reduced on decode (:data:`DECODE_SHORT_SIDE`)."""
     try:
         arrays: list[np.ndarray | None] = []
         errors: list[str] = []
         used = 0  # a soft limit was estimated; 2x is the hard one before switching to lazy
-        for start in range(0, len(paths), _DECODE_CHUNK):
-            chunk = paths[start : start + _DECODE_CHUNK]
+        for path, name in zip(paths, names, strict=True):
             decoded, errs = decode_all(
-                [_read_bytes(p) for p in chunk],
-                names[start : start + len(chunk)],
+                [_read_bytes(path)],
+                [name],
                 max_pixels,
                 budget=2 * EAGER_MAX_BYTES - used,
+                short_side=DECODE_SHORT_SIDE,
             )
             used += sum(a.nbytes for a in decoded if a is not None)
             arrays.extend(decoded)
@@ -281,7 +384,7 @@ def _lazy_collection(listing: _Listing, max_pixels: int | None, common: dict) ->
         )
     return LazyFolderCollection(
         paths=[paths[i] for i in ok],
-        sizes=[sizes[i] for i in ok],
+        sizes=[decoded_size(*sizes[i]) for i in ok],
         max_pixels=max_pixels,
         classes=listing.classes,
         labels=None if listing.labels is None else listing.labels[ok],

@@ -14,6 +14,7 @@ import os
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..core.files import open_regular_file
 from ..errors import InvalidInputError
 
 # 50 megapixels: above any phone camera (48 MP), far below what would exhaust memory.
@@ -28,6 +29,12 @@ IMAGE_EXTENSIONS = frozenset(
 # Formats Pillow may use for untrusted files. Image.open would otherwise try every plugin,
 # some of which hand the file to external programs (EPS -> Ghostscript).
 _SAFE_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "DIB", "WEBP", "TIFF", "PPM", "ICO", "AVIF", "QOI", "JPEG2000")
+
+# Images from folders whose shorter side is at least twice this are reduced on decode by a whole
+# factor, keeping the shorter side at least this long: 4x the largest model input (every model
+# resizes the shorter side to at most 256), so a 7,000 x 7,000 PNG decodes to 1,166 x 1,166
+# (4 MB) instead of 147 MB. Smaller images (the sample, CIFAR, most photos) are never touched.
+DECODE_SHORT_SIDE = 1024
 
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 _INT16_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
@@ -143,8 +150,43 @@ def _describe_size(width: int, height: int) -> str:
     return f"{width} x {height} = {width * height:,} pixels"
 
 
-def _decode(source, name: str, max_pixels: int | None, head: bytes) -> np.ndarray:
-    """Open ``source`` (a path or file object) with Pillow and return frame 0 as RGB."""
+def reduction_factor(width: int, height: int, short_side: int | None) -> int:
+    """The whole factor an image of ``width`` x ``height`` is reduced by on decode so its shorter
+    side stays at least ``short_side`` (1 = unchanged; always 1 when ``short_side`` is None)."""
+    if short_side is None or short_side < 1:
+        return 1
+    return max(1, min(width, height) // short_side)
+
+
+def decoded_size(width: int, height: int, short_side: int | None = DECODE_SHORT_SIDE) -> tuple[int, int]:
+    """(width, height) of an image of that size once decoded with ``short_side`` (see :func:`_decode`)."""
+    factor = reduction_factor(width, height, short_side)
+    return -(-width // factor), -(-height // factor)
+
+
+def _reduce(img: Image.Image, factor: int) -> np.ndarray:
+    """Frame ``img`` (loaded) as RGB, box-reduced by ``factor`` (reduced before converting when
+    Pillow can, so the full-size RGB copy is never made)."""
+    if factor > 1:
+        try:
+            return pil_to_rgb_array(img.reduce(factor))
+        except (ValueError, OSError):  # a mode Image.reduce does not support (P, 1, I;16, ...)
+            pass
+    arr = pil_to_rgb_array(img)
+    if factor > 1:
+        arr = np.asarray(Image.fromarray(arr).reduce(factor), dtype=np.uint8)
+    return np.ascontiguousarray(arr)
+
+
+def _decode(
+    source, name: str, max_pixels: int | None, head: bytes, short_side: int | None = None
+) -> np.ndarray:
+    """Open ``source`` (a path or file object) with Pillow and return frame 0 as RGB.
+
+    With ``short_side``, an image whose shorter side is at least twice that is reduced by a whole
+    factor while decoding (JPEG decodes at 1/2, 1/4 or 1/8 scale directly), so its shorter side
+    stays at least ``short_side``; smaller images are decoded bitwise as without it.
+    """
     try:
         img = Image.open(source, formats=_allowed_formats())
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -167,13 +209,19 @@ def _decode(source, name: str, max_pixels: int | None, head: bytes) -> np.ndarra
         try:
             if getattr(img, "n_frames", 1) > 1:
                 img.seek(0)  # animated GIF/PNG/WebP, multi-page TIFF: the first frame
+            factor = reduction_factor(width, height, short_side)
+            if factor > 1 and img.format == "JPEG":  # DCT scaling: never smaller than asked
+                img.draft(img.mode, (-(-width // factor), -(-height // factor)))
             img.load()
             frame = img
             try:
                 frame = ImageOps.exif_transpose(img) or img
             except Exception:  # a broken EXIF block must not lose the picture
                 frame = img
-            return pil_to_rgb_array(frame)
+            if factor == 1:
+                return pil_to_rgb_array(frame)
+            # what is left to reduce after the draft (e.g. 7 from a 1/2-scale JPEG decode: 3)
+            return _reduce(frame, max(1, min(frame.size) // short_side))
         except InvalidInputError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -185,14 +233,18 @@ def _decode(source, name: str, max_pixels: int | None, head: bytes) -> np.ndarra
 
 
 def decode_image_bytes(
-    data: bytes | bytearray | memoryview, max_pixels: int | None = DEFAULT_MAX_PIXELS, name: str = "the file"
+    data: bytes | bytearray | memoryview,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    name: str = "the file",
+    short_side: int | None = None,
 ) -> np.ndarray:
     """Decode an uploaded file's bytes (in memory) into an H x W x 3 uint8 RGB array.
 
     Raises :class:`InvalidInputError` for empty data, non-images (a text file renamed
     ``.png``), truncated or corrupt files, and images above ``max_pixels`` (decompression
     bombs; Pillow's own bomb error/warning is converted too). Animated images give their
-    first frame; EXIF orientation is applied. ``name`` is used in messages.
+    first frame; EXIF orientation is applied. ``name`` is used in messages. ``short_side``
+    reduces large images on decode (:func:`_decode`; folders pass :data:`DECODE_SHORT_SIDE`).
     """
     if isinstance(data, (bytearray, memoryview)):
         data = bytes(data)
@@ -200,22 +252,31 @@ def decode_image_bytes(
         raise InvalidInputError(f"expected image bytes, got {type(data).__name__}")
     if not data:
         raise InvalidInputError(f"{name} is empty (0 bytes)")
-    return _decode(io.BytesIO(data), name, max_pixels, data[:64])
+    return _decode(io.BytesIO(data), name, max_pixels, data[:64], short_side)
 
 
-def load_image_file(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def read_regular_file(path: str | os.PathLike) -> bytes:
+    """The bytes of ``path``, only if it is a regular file (a FIFO or device raises ``OSError`` at
+    once instead of blocking or reading forever)."""
+    with open_regular_file(path) as fh:
+        return fh.read()
+
+
+def load_image_file(
+    path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS, short_side: int | None = None
+) -> np.ndarray:
     """Read one image file into an H x W x 3 uint8 RGB array (same checks as uploads).
 
-    The file is read into memory first (one open; faster than letting Pillow seek the file).
+    The file is read into memory first (one open; faster than letting Pillow seek the file);
+    anything but a regular file is refused before any read.
     """
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
+        data = read_regular_file(path)
     except FileNotFoundError as exc:
         raise InvalidInputError(f"{path} does not exist") from exc
     except OSError as exc:
         raise InvalidInputError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    return decode_image_bytes(data, max_pixels=max_pixels, name=str(path))
+    return decode_image_bytes(data, max_pixels=max_pixels, name=str(path), short_side=short_side)
 
 
 # ----------------------------------------------------------------------------- display
@@ -243,19 +304,47 @@ def enlarge(img_array: np.ndarray, size: int = 128) -> np.ndarray:
     return np.array(Image.fromarray(arr).resize((new_w, new_h), Image.Resampling.NEAREST), dtype=np.uint8)
 
 
-def probe_size(path: str) -> tuple[int, int] | None:
-    """(width, height) from the file header, or None when it is not a readable image."""
-    from PIL import Image
+def thumbnail(img_array: np.ndarray, size: int, background: int = 255) -> np.ndarray:
+    """The image fitted into a ``size`` x ``size`` tile, letterboxed with ``background``.
 
+    Larger images shrink (Lanczos), smaller ones are enlarged crisply (:func:`enlarge`), so a
+    32 x 32 CIFAR image gives exactly what :func:`enlarge` gives; the tile's size and bytes are
+    the same whatever the source image.
+    """
+    arr = check_image_array(img_array)
+    if not isinstance(size, (int, np.integer)) or size < 1:
+        raise InvalidInputError(f"size must be a positive integer, got {size!r}")
+    if max(arr.shape[:2]) > size:
+        small = Image.fromarray(arr)
+        small.thumbnail((size, size), Image.Resampling.LANCZOS)
+        fitted = np.asarray(small, dtype=np.uint8)
+    else:
+        fitted = enlarge(arr, size)
+    h, w = fitted.shape[:2]
+    if (h, w) == (size, size):
+        return fitted
+    out = np.full((size, size, 3), background, dtype=np.uint8)
+    top, left = (size - h) // 2, (size - w) // 2
+    out[top : top + h, left : left + w] = fitted[:size, :size]
+    return out
+
+
+def probe_size(path: str) -> tuple[int, int] | None:
+    """(width, height) from the file header, or None when it is not a readable image (or not a
+    regular file: a FIFO or device is never opened for reading)."""
     try:
-        with Image.open(path, formats=_allowed_formats()) as img:
+        with open_regular_file(path) as fh, Image.open(fh, formats=_allowed_formats()) as img:
             return img.size
     except Exception:
         return None
 
 
 def decode_all(
-    datas: list[bytes | None], names: list[str], max_pixels: int | None, budget: int | None = None
+    datas: list[bytes | None],
+    names: list[str],
+    max_pixels: int | None,
+    budget: int | None = None,
+    short_side: int | None = None,
 ) -> tuple[list[np.ndarray | None], list[str]]:
     """Decode file contents (None = unreadable) with Pillow, in memory.
 
@@ -271,7 +360,7 @@ def decode_all(
             errors.append(f"{names[i]}: cannot read the file")
             continue
         try:
-            out[i] = decode_image_bytes(data, max_pixels=max_pixels, name=names[i])
+            out[i] = decode_image_bytes(data, max_pixels=max_pixels, name=names[i], short_side=short_side)
         except InvalidInputError as exc:
             errors.append(str(exc))
             continue

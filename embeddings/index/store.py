@@ -31,6 +31,7 @@ from ..config import data_dir as resolve_data_dir
 from ..core.files import load_npy, save_npy_atomic, write_json_atomic
 from ..core.fingerprint import as_json, fingerprint, sha256_file, slug
 from ..errors import CorruptIndexError, IndexNotBuiltError, InvalidInputError, StaleIndexError
+from ..image.folders import display_name
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,10 @@ INDEX_KINDS = ("flat", "hnsw")
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 96
-EMBED_CHUNK = 1024  # images decoded and embedded per step; bounds memory on big collections
+EMBED_CHUNK = 1024  # at most this many images decoded and embedded per step
+# ... and at most this many bytes of decoded pixels (one bigger image is a chunk of its own), so
+# peak memory follows the images' sizes, not their count: 1,024 large photos are never decoded at once.
+EMBED_CHUNK_BYTES = 64 * 2**20
 
 Progress = Callable[[int, int], None]
 
@@ -64,7 +68,7 @@ def index_key(collection, embedder) -> dict:
         "model": embedder.fingerprint(),
         "collection": {
             "name": desc["name"],
-            "source": str(desc["source"]),
+            "source": display_name(str(desc["source"])),  # a non-UTF-8 path is stored escaped
             "split": desc["split"],
             "count": int(desc["count"]),
             "fingerprint": desc["fingerprint"],
@@ -235,14 +239,33 @@ def load_index(collection, embedder, data_dir=None, verify: bool = True) -> Imag
     return index
 
 
+def embed_chunks(collection) -> list[range]:
+    """Consecutive id ranges covering ``collection``, each at most ``EMBED_CHUNK`` images and
+    ``EMBED_CHUNK_BYTES`` of decoded pixels (an image bigger than that alone)."""
+    n = len(collection)
+    sizes = getattr(collection, "image_nbytes", None)
+    chunks, start, used = [], 0, 0
+    for i in range(n):
+        nbytes = sizes(i) if sizes else 0
+        if i > start and (i - start >= EMBED_CHUNK or used + nbytes > EMBED_CHUNK_BYTES):
+            chunks.append(range(start, i))
+            start, used = i, 0
+        used += nbytes
+    if n:
+        chunks.append(range(start, n))
+    return chunks
+
+
 def embed_collection(collection, embedder, progress: Progress | None = None) -> np.ndarray:
-    """Embed every image of ``collection`` in chunks; returns (n, dim) float32 unit vectors."""
+    """Embed every image of ``collection`` in chunks (:func:`embed_chunks`); returns (n, dim)
+    float32 unit vectors."""
     n = len(collection)
     if n == 0:
         raise InvalidInputError(f"collection {collection.describe()['name']} has no images")
     out = np.empty((n, embedder.dim), dtype=np.float32)
-    for start in range(0, n, EMBED_CHUNK):
-        ids = list(range(start, min(n, start + EMBED_CHUNK)))
+    for chunk in embed_chunks(collection):
+        start = chunk.start
+        ids = list(chunk)
         images = collection.get_images(ids)
 
         def chunk_progress(done: int, _total: int, offset: int = start) -> None:

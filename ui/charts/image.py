@@ -12,17 +12,36 @@ import plotly.graph_objects as go
 
 from embeddings.image.display import mosaic
 
+# A gallery image sent as PNG above this many bytes (photos rather than CIFAR's flat pixels) is
+# sent as JPEG instead, at the best quality that fits.
+MAX_IMAGE_BYTES = 200_000
+_JPEG_QUALITIES = (90, 80, 70, 60, 50)
 
-def png_data_uri(image: np.ndarray) -> str:
-    """An H x W x 3 uint8 image as a ``data:image/png;base64,...`` URI."""
-    import base64
+
+def _encode(image: np.ndarray, fmt: str, quality: int = 90) -> bytes:
     import io
 
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buffer, format="PNG", compress_level=1)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    options = {"compress_level": 1} if fmt == "PNG" else {"quality": quality}
+    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def image_data_uri(image: np.ndarray, max_bytes: int = MAX_IMAGE_BYTES) -> str:
+    """``image`` as a PNG data URI when it encodes to at most ``max_bytes`` (lossless, crisp pixels),
+    else as the best-quality JPEG that fits (the lowest quality tried when none does)."""
+    import base64
+
+    data, mime = _encode(image, "PNG"), "png"
+    if len(data) > max_bytes:
+        mime = "jpeg"
+        for quality in _JPEG_QUALITIES:
+            data = _encode(image, "JPEG", quality)
+            if len(data) <= max_bytes:
+                break
+    return f"data:image/{mime};base64," + base64.b64encode(data).decode("ascii")
 
 
 def gallery_figure(
@@ -30,7 +49,9 @@ def gallery_figure(
 ) -> go.Figure:
     """A clickable grid of images: one click on an image selects its (invisible) centre point.
 
-    The selected point's ``customdata`` is the image id.
+    The selected point's ``customdata`` is the image id. ``thumbs`` share one size (tiles made
+    by :func:`embeddings.image.io.thumbnail`); the grid goes out as one image of at most
+    ``MAX_IMAGE_BYTES`` (:func:`image_data_uri`).
     """
     tile = mosaic(thumbs, columns, gap)
     h, w = thumbs[0].shape[:2]
@@ -38,7 +59,7 @@ def gallery_figure(
     ys = [(i // columns) * (h + gap) + h / 2 for i in range(len(ids))]
     # The mosaic goes to the browser as one PNG data URI: as a ``z`` array it would be ~1.5 MB of
     # JSON numbers for 24 tiles, rebuilt into pixels by plotly.js on every rerun.
-    fig = go.Figure(go.Image(source=png_data_uri(tile), hoverinfo="skip"))
+    fig = go.Figure(go.Image(source=image_data_uri(tile), hoverinfo="skip"))
     fig.add_trace(
         go.Scatter(
             x=xs,
