@@ -290,7 +290,9 @@ SHAPE_DAMAGE = {
 
 
 @pytest.mark.parametrize("damage", SHAPE_DAMAGE.values(), ids=SHAPE_DAMAGE.keys())
-def test_manifest_of_the_wrong_shape_is_corrupt_and_rebuilt(colour_collection, pixel_embedder, data_dir, damage):
+def test_manifest_of_the_wrong_shape_is_corrupt_and_rebuilt(
+    colour_collection, pixel_embedder, data_dir, damage
+):
     index, _ = service.get_or_build_index(colour_collection, pixel_embedder, data_dir)
     path = index.path / "manifest.json"
     path.write_text(json.dumps(damage(index.path, json.loads(path.read_text()))))
