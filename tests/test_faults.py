@@ -389,20 +389,29 @@ def images_page_settled(at: AppTest) -> AppTest:
     return at
 
 
-def test_app_reports_a_full_disk_and_retries(app_env, monkeypatch):
+def short_write(*args, **kwargs):
+    raise OSError("1536000 requested and 1310688 written")  # what numpy raises when the disk fills mid-array
+
+
+@pytest.mark.parametrize("fault", [disk_full, short_write], ids=["enospc", "short-write"])
+def test_app_reports_a_full_disk_and_retries(app_env, monkeypatch, fault):
     full = {"on": True}
     real_save = np.save
 
     def save(*args, **kwargs):
         if full["on"]:
-            disk_full()
+            fault()
         return real_save(*args, **kwargs)
 
     monkeypatch.setattr(np, "save", save)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     at.switch_page("pages/images.py").run()
     images_page_settled(at)
-    assert "Building the index failed" in errors(at) and "No space left on device" in errors(at)
+    message = errors(at)
+    assert "Building the index failed: the disk is full" in message and "Free some space" in message
+    assert "Errno" not in message and "requested and" not in message and str(app_env) not in message
+    details = "\n".join(c.value for c in at.code)  # the raw error, in the "Details" expander
+    assert "No space left on device" in details
     full["on"] = False  # the user frees some space and presses the button
     next(b for b in at.button if b.label == "Try again").click().run()
     images_page_settled(at)
@@ -426,6 +435,49 @@ def test_app_rebuilds_an_index_damaged_on_disk(app_env):
     assert not at.error and "Pick a query" in "\n".join(i.value for i in at.info)
     manifest = json.loads((folder / "manifest.json").read_text())
     assert sha256_file(vectors) == manifest["files"]["embeddings.npy"]["sha256"]
+
+
+def _without(field):
+    def damage(manifest):
+        del manifest[field]
+
+    return damage
+
+
+def _set_field(field, value):
+    def damage(manifest):
+        manifest[field] = value
+
+    return damage
+
+
+def _set_file_entry(manifest):
+    manifest["files"]["embeddings.npy"] = "not an entry"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [_without("count"), _set_field("classes", "a b c"), _set_file_entry, _set_field("files", {})],
+    ids=["no-count", "classes-a-string", "file-entry-a-string", "files-empty"],
+)
+def test_app_rebuilds_an_index_whose_manifest_has_the_wrong_shape(app_env, damage):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page("pages/images.py").run()
+    images_page_settled(at)
+    (folder,) = [p for p in (app_env / "indexes").iterdir() if p.is_dir()]
+    path = folder / "manifest.json"
+    manifest = json.loads(path.read_text())
+    damage(manifest)
+    path.write_text(json.dumps(manifest))
+    st.cache_resource.clear()  # as after a server restart: the index is read from disk again
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page("pages/images.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    (bar,) = at.get("progress")
+    assert "Rebuilding the index (the saved index is damaged)" in bar.proto.text
+    images_page_settled(at)
+    assert not at.error and "Pick a query" in "\n".join(i.value for i in at.info)
+    assert json.loads(path.read_text())["count"] == manifest.get("count", 2000)
 
 
 # ------------------------------------------------------------------------------ SQLite cache

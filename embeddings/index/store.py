@@ -92,14 +92,20 @@ def _index_dir(desc: dict, model_id: str, data_dir) -> Path:
     return resolve_data_dir(data_dir) / "indexes" / name
 
 
-def peek_manifest(collection, model_id: str, data_dir=None) -> dict | None:
-    """The manifest of the index on disk for (collection, model id), or None.
+def read_manifest(collection, model_id: str, data_dir=None) -> dict:
+    """The manifest of the index on disk for (collection, model id), its shape checked
+    (:func:`check_manifest`); raises :class:`IndexNotBuiltError` or :class:`CorruptIndexError`.
 
-    Reads one small JSON file: no model is loaded and nothing is verified, so it is only
+    Reads one small JSON file: no model is loaded and no file is hashed, so it is only
     for status displays; :func:`load_index` is what checks an index before use.
     """
+    return _read_manifest(_index_dir(collection.describe(), model_id, data_dir))
+
+
+def peek_manifest(collection, model_id: str, data_dir=None) -> dict | None:
+    """:func:`read_manifest`, or None when there is no index or its manifest is damaged."""
     try:
-        return _read_manifest(_index_dir(collection.describe(), model_id, data_dir))
+        return read_manifest(collection, model_id, data_dir)
     except (IndexNotBuiltError, CorruptIndexError):
         return None
 
