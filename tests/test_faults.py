@@ -13,25 +13,28 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
 from contextlib import closing
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 import streamlit as st
 from openai_server import MockOpenAIServer, closed_port_url
 from streamlit.testing.v1 import AppTest
 
-from embeddings import registry
+from embeddings import cli, registry
 from embeddings.core import downloads
 from embeddings.core.fingerprint import sha256_file
 from embeddings.errors import DatasetUnavailableError, IndexNotBuiltError, RemoteServiceError
@@ -380,6 +383,83 @@ def test_disk_full_on_the_first_write(data_dir, monkeypatch):
     assert service.get_or_build_index(collection, pixels, data_dir)[1].action == "built"  # space freed
 
 
+# ------------------------------------------------------------------------------ index: the CLI
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+BUILD = ["build-index", "--data", "sample", "--model", "pixels"]
+
+
+def short_write(*args, **kwargs):
+    raise OSError("1536000 requested and 1310688 written")  # what numpy raises when the disk fills mid-array
+
+
+def faiss_disk_full(*args, **kwargs):
+    raise RuntimeError(
+        "Error in void faiss::write_index(const Index*, IOWriter*, int) at index_write.cpp:499: "
+        "Error: 'ret == (size * 4)' failed: write error in x: 4051 != 2400000 (No space left on device)"
+    )
+
+
+def permission_denied(*args, **kwargs):  # a read-only data folder (as root, chmod would not stop the write)
+    raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), "somewhere")
+
+
+@pytest.mark.parametrize(
+    "target, name, fault, expected",
+    [
+        (np, "save", disk_full, "the disk is full: free some space"),
+        (np, "save", short_write, "the disk is full: free some space"),
+        (faiss, "write_index", faiss_disk_full, "the disk is full: free some space"),
+        (tempfile, "mkdtemp", permission_denied, "permission denied: make the data folder writable"),
+        (os, "replace", permission_denied, "permission denied: make the data folder writable"),
+    ],
+    ids=["enospc", "short-write", "faiss-enospc", "read-only-mkdtemp", "read-only-replace"],
+)
+def test_cli_reports_os_errors_in_one_line_with_status_2(
+    data_dir, capsys, caplog, monkeypatch, target, name, fault, expected
+):
+    caplog.set_level(logging.INFO, logger="embeddings.cli")
+    monkeypatch.setattr(target, name, fault)
+    code, _, err = run_cli(["--data-dir", str(data_dir), *BUILD], capsys)
+    monkeypatch.undo()
+    assert code == 2 and "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert expected in line and line.endswith("then run the command again (-v shows the details)"), line
+    assert "Errno" not in line and str(data_dir) not in line
+    assert "details: " in caplog.text  # the raw error goes to the log
+    assert leftovers(data_dir) == []
+    assert run_cli(["--data-dir", str(data_dir), *BUILD], capsys)[0] == 0  # space freed, folder writable
+
+
+def test_cli_data_folder_that_is_a_file(tmp_path, capsys, monkeypatch):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    code, _, err = run_cli(["--data-dir", str(a_file), *BUILD], capsys)
+    assert code == 2 and "Traceback" not in err
+    assert "error: the data folder (--data-dir) is a file, not a folder: give a folder" in err
+    monkeypatch.setenv("EMBEDDINGS_DATA_DIR", str(a_file))
+    code, _, err = run_cli(BUILD, capsys)
+    assert code == 2 and "error: the data folder ($EMBEDDINGS_DATA_DIR" in err
+    code, _, err = run_cli(["--data-dir", str(a_file / "below"), *BUILD], capsys)
+    assert code == 2 and "Traceback" not in err
+    assert "error: a path that should be a folder is a file: point the data folder" in err
+
+
+def test_cli_keeps_the_traceback_of_a_bug(data_dir, capsys, monkeypatch):
+    def bug(*args, **kwargs):
+        raise TypeError("a programming error")
+
+    monkeypatch.setattr(idx, "embed_collection", bug)
+    with pytest.raises(TypeError, match="a programming error"):
+        cli.main(["--data-dir", str(data_dir), *BUILD])
+
+
 # ------------------------------------------------------------------------------ index: the app
 
 
@@ -387,10 +467,6 @@ def images_page_settled(at: AppTest) -> AppTest:
     wait_for_jobs(at, TIMEOUT)
     assert not at.exception, [e.value for e in at.exception]
     return at
-
-
-def short_write(*args, **kwargs):
-    raise OSError("1536000 requested and 1310688 written")  # what numpy raises when the disk fills mid-array
 
 
 @pytest.mark.parametrize("fault", [disk_full, short_write], ids=["enospc", "short-write"])

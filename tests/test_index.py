@@ -1,9 +1,11 @@
 import json
 import multiprocessing as mp
+import re
 
 import numpy as np
 import pytest
 
+from embeddings import cli
 from embeddings.errors import CorruptIndexError, IndexNotBuiltError, InvalidInputError, StaleIndexError
 from embeddings.index import approximate, service
 from embeddings.index import store as idx
@@ -321,3 +323,23 @@ def test_an_empty_files_map_does_not_skip_the_checksums(colour_collection, pixel
     path.write_text(json.dumps({**json.loads(path.read_text()), "files": {}}))
     with pytest.raises(CorruptIndexError, match="does not list"):
         idx.load_index(colour_collection, pixel_embedder, data_dir, verify=False)
+
+
+def test_an_id_beyond_int64_is_out_of_range(colour_collection, pixel_embedder, data_dir):
+    index, _ = service.get_or_build_index(colour_collection, pixel_embedder, data_dir)
+    valid = f"valid ids are 0..{len(colour_collection) - 1}"
+    for huge in (99999999999999999999999, -(10**30)):
+        with pytest.raises(InvalidInputError, match=f"image id {huge} is out of range: {valid}"):
+            index.neighbours([huge], k=3)
+    with pytest.raises(InvalidInputError, match="must be integers"):
+        index.neighbours(["3"], k=3)
+
+
+def test_cli_search_with_an_over_long_id_names_the_valid_range(data_dir, capsys):
+    argv = ["--data-dir", str(data_dir), "search", "--data", "sample", "--model", "pixels"]
+    assert cli.main([*argv, "--id", "99999999999999999999999"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(
+        r"error: image id 99999999999999999999999 is out of range: valid ids are 0\.\.\d+$", err, re.M
+    )
+    assert "Traceback" not in err

@@ -161,11 +161,16 @@ class ImageIndex:
     def neighbours(self, ids, k: int, approximate: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` neighbours of stored items ``ids`` (each item itself excluded)."""
         ids = np.atleast_1d(np.asarray(ids))
+        valid = f"0..{self.count - 1}"
+        whole = (int, np.integer)
+        if ids.dtype == object and all(isinstance(i, whole) and not isinstance(i, bool) for i in ids.ravel()):
+            # Python ints beyond int64 (``--id 99999999999999999999999``): out of range, not "not integers"
+            bad = next(int(i) for i in ids.ravel() if not 0 <= i < self.count)
+            raise InvalidInputError(f"image id {bad} is out of range: valid ids are {valid}")
         if ids.dtype.kind not in "iu":
             raise InvalidInputError("image ids must be integers")
         bad = ids[(ids < 0) | (ids >= self.count)]
         if bad.size:
-            valid = f"0..{self.count - 1}"
             raise InvalidInputError(f"image id {int(bad[0])} is out of range: valid ids are {valid}")
         k = self._check_k(k, exclude_self=True)
         found, scores = self.search(self.embeddings[ids], k + 1, approximate=approximate)
