@@ -6,7 +6,8 @@ through a mock transport, truncated/corrupt/stale indexes, two processes buildin
 kill inside one cache transaction, downloads with ``download_file`` patched) is not repeated.
 Added here: the same faults end to end, through the page and real sockets (the OpenAI client
 the app builds from ``OPENAI_BASE_URL``, DNS failures, a server that never answers), index
-builds killed with SIGKILL in a real subprocess, a full disk, and SQLite writers killed mid-loop.
+builds killed with SIGKILL in a real subprocess, a full disk (in the package, the CLI and the app),
+a read-only data folder, manifests of the wrong shape, and SQLite writers killed mid-loop.
 """
 
 from __future__ import annotations
