@@ -61,7 +61,6 @@ class IndexNotBuiltError(IndexStateError):
 
 _OS_ERRORS = {
     errno.ENOSPC: ("the disk is full", "free some space on the data folder's disk"),
-    errno.EDQUOT: ("the disk quota is used up", "free some space in the data folder"),
     errno.EACCES: (
         "a file or folder could not be read or written: permission denied",
         "make the data folder writable (and the images readable), or use another data folder",
@@ -77,6 +76,8 @@ _OS_ERRORS = {
     ),
 }
 _OS_ERRORS[errno.EPERM] = _OS_ERRORS[errno.EACCES]
+if hasattr(errno, "EDQUOT"):  # not on every platform
+    _OS_ERRORS[errno.EDQUOT] = ("the disk quota is used up", "free some space in the data folder")
 
 
 def explain_os_error(exc: OSError) -> tuple[str, str]:
