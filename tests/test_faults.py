@@ -6,7 +6,8 @@ through a mock transport, truncated/corrupt/stale indexes, two processes buildin
 kill inside one cache transaction, downloads with ``download_file`` patched) is not repeated.
 Added here: the same faults end to end, through the page and real sockets (the OpenAI client
 the app builds from ``OPENAI_BASE_URL``, DNS failures, a server that never answers), index
-builds killed with SIGKILL in a real subprocess, a full disk, and SQLite writers killed mid-loop.
+builds killed with SIGKILL in a real subprocess, a full disk (in the package, the CLI and the app),
+a read-only data folder, manifests of the wrong shape, and SQLite writers killed mid-loop.
 """
 
 from __future__ import annotations
@@ -21,19 +22,21 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
 from contextlib import closing
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 import streamlit as st
 from openai_server import MockOpenAIServer, closed_port_url
 from streamlit.testing.v1 import AppTest
 
-from embeddings import registry
+from embeddings import cli, registry
 from embeddings.core import downloads
 from embeddings.core.fingerprint import sha256_file
 from embeddings.errors import (
@@ -387,6 +390,83 @@ def test_disk_full_on_the_first_write(data_dir, monkeypatch):
     assert service.get_or_build_index(collection, pixels, data_dir)[1].action == "built"  # space freed
 
 
+# ------------------------------------------------------------------------------ index: the CLI
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+BUILD = ["build-index", "--data", "sample", "--model", "pixels"]
+
+
+def short_write(*args, **kwargs):
+    raise OSError("1536000 requested and 1310688 written")  # what numpy raises when the disk fills mid-array
+
+
+def faiss_disk_full(*args, **kwargs):
+    raise RuntimeError(
+        "Error in void faiss::write_index(const Index*, IOWriter*, int) at index_write.cpp:499: "
+        "Error: 'ret == (size * 4)' failed: write error in x: 4051 != 2400000 (No space left on device)"
+    )
+
+
+def permission_denied(*args, **kwargs):  # a read-only data folder (as root, chmod would not stop the write)
+    raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), "somewhere")
+
+
+@pytest.mark.parametrize(
+    "target, name, fault, expected",
+    [
+        (np, "save", disk_full, "the disk is full: free some space"),
+        (np, "save", short_write, "the disk is full: free some space"),
+        (faiss, "write_index", faiss_disk_full, "the disk is full: free some space"),
+        (tempfile, "mkdtemp", permission_denied, "permission denied: make the data folder writable"),
+        (os, "replace", permission_denied, "permission denied: make the data folder writable"),
+    ],
+    ids=["enospc", "short-write", "faiss-enospc", "read-only-mkdtemp", "read-only-replace"],
+)
+def test_cli_reports_os_errors_in_one_line_with_status_2(
+    data_dir, capsys, caplog, monkeypatch, target, name, fault, expected
+):
+    caplog.set_level(logging.INFO, logger="embeddings.cli")
+    monkeypatch.setattr(target, name, fault)
+    code, _, err = run_cli(["--data-dir", str(data_dir), *BUILD], capsys)
+    monkeypatch.undo()
+    assert code == 2 and "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert expected in line and line.endswith("then run the command again (-v shows the details)"), line
+    assert "Errno" not in line and str(data_dir) not in line
+    assert "details: " in caplog.text  # the raw error goes to the log
+    assert leftovers(data_dir) == []
+    assert run_cli(["--data-dir", str(data_dir), *BUILD], capsys)[0] == 0  # space freed, folder writable
+
+
+def test_cli_data_folder_that_is_a_file(tmp_path, capsys, monkeypatch):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    code, _, err = run_cli(["--data-dir", str(a_file), *BUILD], capsys)
+    assert code == 2 and "Traceback" not in err
+    assert "error: the data folder (--data-dir) is a file, not a folder: give a folder" in err
+    monkeypatch.setenv("EMBEDDINGS_DATA_DIR", str(a_file))
+    code, _, err = run_cli(BUILD, capsys)
+    assert code == 2 and "error: the data folder ($EMBEDDINGS_DATA_DIR" in err
+    code, _, err = run_cli(["--data-dir", str(a_file / "below"), *BUILD], capsys)
+    assert code == 2 and "Traceback" not in err
+    assert "error: a path that should be a folder is a file: point the data folder" in err
+
+
+def test_cli_keeps_the_traceback_of_a_bug(data_dir, capsys, monkeypatch):
+    def bug(*args, **kwargs):
+        raise TypeError("a programming error")
+
+    monkeypatch.setattr(idx, "embed_collection", bug)
+    with pytest.raises(TypeError, match="a programming error"):
+        cli.main(["--data-dir", str(data_dir), *BUILD])
+
+
 # ------------------------------------------------------------------------------ index: the app
 
 
@@ -396,20 +476,25 @@ def images_page_settled(at: AppTest) -> AppTest:
     return at
 
 
-def test_app_reports_a_full_disk_and_retries(app_env, monkeypatch):
+@pytest.mark.parametrize("fault", [disk_full, short_write], ids=["enospc", "short-write"])
+def test_app_reports_a_full_disk_and_retries(app_env, monkeypatch, fault):
     full = {"on": True}
     real_save = np.save
 
     def save(*args, **kwargs):
         if full["on"]:
-            disk_full()
+            fault()
         return real_save(*args, **kwargs)
 
     monkeypatch.setattr(np, "save", save)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     at.switch_page("pages/images.py").run()
     images_page_settled(at)
-    assert "Building the index failed" in errors(at) and "No space left on device" in errors(at)
+    message = errors(at)
+    assert "Building the index failed: the disk is full" in message and "Free some space" in message
+    assert "Errno" not in message and "requested and" not in message and str(app_env) not in message
+    details = "\n".join(c.value for c in at.code)  # the raw error, in the "Details" expander
+    assert "No space left on device" in details
     full["on"] = False  # the user frees some space and presses the button
     next(b for b in at.button if b.label == "Try again").click().run()
     images_page_settled(at)
@@ -433,6 +518,49 @@ def test_app_rebuilds_an_index_damaged_on_disk(app_env):
     assert not at.error and "Pick a query" in "\n".join(i.value for i in at.info)
     manifest = json.loads((folder / "manifest.json").read_text())
     assert sha256_file(vectors) == manifest["files"]["embeddings.npy"]["sha256"]
+
+
+def _without(field):
+    def damage(manifest):
+        del manifest[field]
+
+    return damage
+
+
+def _set_field(field, value):
+    def damage(manifest):
+        manifest[field] = value
+
+    return damage
+
+
+def _set_file_entry(manifest):
+    manifest["files"]["embeddings.npy"] = "not an entry"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [_without("count"), _set_field("classes", "a b c"), _set_file_entry, _set_field("files", {})],
+    ids=["no-count", "classes-a-string", "file-entry-a-string", "files-empty"],
+)
+def test_app_rebuilds_an_index_whose_manifest_has_the_wrong_shape(app_env, damage):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page("pages/images.py").run()
+    images_page_settled(at)
+    (folder,) = [p for p in (app_env / "indexes").iterdir() if p.is_dir()]
+    path = folder / "manifest.json"
+    manifest = json.loads(path.read_text())
+    damage(manifest)
+    path.write_text(json.dumps(manifest))
+    st.cache_resource.clear()  # as after a server restart: the index is read from disk again
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page("pages/images.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    (bar,) = at.get("progress")
+    assert "Rebuilding the index (the saved index is damaged)" in bar.proto.text
+    images_page_settled(at)
+    assert not at.error and "Pick a query" in "\n".join(i.value for i in at.info)
+    assert json.loads(path.read_text())["count"] == manifest.get("count", 2000)
 
 
 # ------------------------------------------------------------------------------ SQLite cache

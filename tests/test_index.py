@@ -1,9 +1,11 @@
 import json
 import multiprocessing as mp
+import re
 
 import numpy as np
 import pytest
 
+from embeddings import cli
 from embeddings.errors import CorruptIndexError, IndexNotBuiltError, InvalidInputError, StaleIndexError
 from embeddings.index import approximate, service
 from embeddings.index import store as idx
@@ -173,3 +175,171 @@ def test_approximate_index_recall(data_dir, pixel_embedder):
     assert reloaded.approximate is not None
     ids, _ = reloaded.neighbours([0], k=5, approximate=True)
     assert (reloaded.labels[ids] == reloaded.labels[0]).all()
+
+
+# ------------------------------------------------------------------ manifests valid as JSON, wrong in shape
+
+
+def _set(path: str, value):
+    """A damage that sets the manifest field at ``path`` ("key/format": keys joined by slashes; deleted
+    when ``value`` is DELETE)."""
+
+    def damage(folder, manifest):
+        *parents, last = path.split("/")
+        node = manifest
+        for part in parents:
+            node = node[part]
+        if value is DELETE:
+            del node[last]
+        else:
+            node[last] = value
+        return manifest
+
+    return damage
+
+
+DELETE = object()
+
+
+def _rewrite(name: str, change):
+    """A damage that rewrites ``name`` (a .npy file) with ``change(array)`` and records its new size and
+    sha256 in the manifest, so only the contents' meaning is wrong (the checksums all match)."""
+
+    def damage(folder, manifest):
+        path = folder / name
+        np.save(path, change(np.load(path)), allow_pickle=False)
+        manifest["files"][name] = idx.file_entry(path)
+        return manifest
+
+    return damage
+
+
+def _with_nan(vectors):
+    vectors[3, 0] = np.nan
+    return vectors
+
+
+def _with_inf(vectors):
+    vectors[0, 5] = np.inf
+    return vectors
+
+
+def _label(value):
+    def change(labels):
+        labels[4] = value
+        return labels
+
+    return change
+
+
+def _outside_link(folder, manifest):
+    """embeddings.npy replaced by a link to an identical copy outside the index folder."""
+    outside = folder.parent.parent / "elsewhere.npy"
+    outside.write_bytes((folder / "embeddings.npy").read_bytes())
+    (folder / "embeddings.npy").unlink()
+    (folder / "embeddings.npy").symlink_to(outside)
+    return manifest
+
+
+def _rename(old: str, new: str):
+    def damage(folder, manifest):
+        manifest["files"][new] = manifest["files"].pop(old)
+        return manifest
+
+    return damage
+
+
+SHAPE_DAMAGE = {
+    "not-an-object": lambda folder, manifest: [manifest],
+    "key-not-an-object": _set("key", "pixels"),
+    "format-a-string": _set("key/format", "1"),
+    "no-model-id": _set("key/model", {}),
+    "collection-not-an-object": _set("key/collection", None),
+    "no-count": _set("count", DELETE),
+    "count-zero": _set("count", 0),
+    "count-a-string": _set("count", "120"),
+    "count-a-bool": _set("count", True),
+    "count-not-the-collections": _set("count", 17),
+    "no-dim": _set("dim", DELETE),
+    "dim-negative": _set("dim", -4),
+    "classes-not-a-list": _set("classes", "red green blue"),
+    "classes-not-strings": _set("classes", [1, 2, 3]),
+    "classes-duplicated": _set("classes", ["red", "red", "blue"]),
+    "classes-too-few-for-the-labels": _set("classes", ["red"]),
+    "classes-not-the-collections": _set("classes", ["blue", "green", "red"]),
+    "no-built-at": _set("built_at", DELETE),
+    "built-at-a-number": _set("built_at", 12),
+    "build-seconds-nan": _set("build_seconds", float("nan")),
+    "files-a-list": _set("files", ["embeddings.npy"]),
+    "files-empty": _set("files", {}),
+    "file-entry-a-string": _set("files/embeddings.npy", "abc"),
+    "file-bytes-missing": _set("files/index-flat.faiss", {"sha256": "0" * 64}),
+    "file-bytes-negative": _set("files/labels.npy", {"bytes": -1, "sha256": "0" * 64}),
+    "file-sha256-not-hex": _set("files/labels.npy", {"bytes": 10, "sha256": "z" * 64}),
+    "labels-not-listed": _set("files/labels.npy", DELETE),
+    "flat-not-listed": _set("files/index-flat.faiss", DELETE),
+    "name-with-dotdot": _rename("labels.npy", "../labels.npy"),
+    "name-absolute": _rename("labels.npy", "/etc/passwd"),
+    "name-in-a-subfolder": _rename("labels.npy", "sub/labels.npy"),
+    "name-unknown": _rename("labels.npy", "labels.txt"),
+    "link-leaving-the-folder": _outside_link,
+    "label-out-of-range": _rewrite("labels.npy", _label(3)),
+    "label-negative": _rewrite("labels.npy", _label(-1)),
+    "labels-floats": _rewrite("labels.npy", lambda labels: labels.astype(np.float32)),
+    "vector-nan": _rewrite("embeddings.npy", _with_nan),
+    "vector-inf": _rewrite("embeddings.npy", _with_inf),
+}
+
+
+@pytest.mark.parametrize("damage", SHAPE_DAMAGE.values(), ids=SHAPE_DAMAGE.keys())
+def test_manifest_of_the_wrong_shape_is_corrupt_and_rebuilt(
+    colour_collection, pixel_embedder, data_dir, damage
+):
+    index, _ = service.get_or_build_index(colour_collection, pixel_embedder, data_dir)
+    path = index.path / "manifest.json"
+    path.write_text(json.dumps(damage(index.path, json.loads(path.read_text()))))
+    with pytest.raises(CorruptIndexError):
+        idx.load_index(colour_collection, pixel_embedder, data_dir)
+    rebuilt, status = service.get_or_build_index(colour_collection, pixel_embedder, data_dir)
+    assert status.action == "rebuilt", status
+    np.testing.assert_array_equal(rebuilt.embeddings, index.embeddings)
+    assert idx.load_index(colour_collection, pixel_embedder, data_dir).count == len(colour_collection)
+
+
+def test_peek_manifest_ignores_a_manifest_of_the_wrong_shape(colour_collection, pixel_embedder, data_dir):
+    index, _ = service.get_or_build_index(colour_collection, pixel_embedder, data_dir)
+    assert idx.peek_manifest(colour_collection, "pixels", data_dir)["count"] == len(colour_collection)
+    path = index.path / "manifest.json"
+    manifest = json.loads(path.read_text())
+    del manifest["built_at"]
+    path.write_text(json.dumps(manifest))
+    assert idx.peek_manifest(colour_collection, "pixels", data_dir) is None
+
+
+def test_an_empty_files_map_does_not_skip_the_checksums(colour_collection, pixel_embedder, data_dir):
+    index, _ = service.get_or_build_index(colour_collection, pixel_embedder, data_dir)
+    (index.path / "embeddings.npy").write_bytes(b"garbage")
+    path = index.path / "manifest.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "files": {}}))
+    with pytest.raises(CorruptIndexError, match="does not list"):
+        idx.load_index(colour_collection, pixel_embedder, data_dir, verify=False)
+
+
+def test_an_id_beyond_int64_is_out_of_range(colour_collection, pixel_embedder, data_dir):
+    index, _ = service.get_or_build_index(colour_collection, pixel_embedder, data_dir)
+    valid = f"valid ids are 0..{len(colour_collection) - 1}"
+    for huge in (99999999999999999999999, -(10**30)):
+        with pytest.raises(InvalidInputError, match=f"image id {huge} is out of range: {valid}"):
+            index.neighbours([huge], k=3)
+    with pytest.raises(InvalidInputError, match="must be integers"):
+        index.neighbours(["3"], k=3)
+
+
+def test_cli_search_with_an_over_long_id_names_the_valid_range(data_dir, capsys):
+    argv = ["--data-dir", str(data_dir), "search", "--data", "sample", "--model", "pixels"]
+    assert cli.main([*argv, "--id", "99999999999999999999999"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(
+        r"error: image id 99999999999999999999999 is out of range: valid ids are 0\.\.\d+$", err, re.M
+    )
+    assert "Traceback" not in err

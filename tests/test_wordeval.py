@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 from text_fixtures import TableEmbedder
 
+from embeddings import cli
 from embeddings.errors import InvalidInputError
 from embeddings.text.wordeval import WordEvalResult, evaluate_words, load_pairs
 
@@ -80,3 +82,25 @@ def test_too_few_pairs_or_constant_scores():
         evaluate_words([("a", "b", 1.0)], ANGLES)
     with pytest.raises(InvalidInputError, match="equal"):
         evaluate_words([("a", "b", 1.0), ("a", "c", 1.0)], ANGLES)
+
+
+def _not_a_file(tmp_path, kind: str) -> str:
+    if kind == "fifo":
+        path = tmp_path / "pairs.fifo"
+        os.mkfifo(path)
+        return str(path)
+    return {"device": os.devnull, "folder": str(tmp_path)}[kind]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+def test_load_pairs_opens_only_regular_files(tmp_path, kind):
+    """A FIFO would block the reader forever and a device would be read as it streams; both are refused."""
+    with pytest.raises(InvalidInputError, match="is not a regular file|is a folder"):
+        load_pairs(_not_a_file(tmp_path, kind))
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_cli_eval_words_on_a_fifo_or_device_is_an_error(tmp_path, capsys, kind):
+    assert cli.main(["eval-words", _not_a_file(tmp_path, kind), "--model", "hashing"]) == 2
+    err = capsys.readouterr().err
+    assert "error: " in err and "is not a regular file" in err and "Traceback" not in err

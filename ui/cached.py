@@ -50,6 +50,8 @@ from ui.settings import (
 Progress = Callable[[int, int], None]
 log = get_logger(__name__)  # Streamlit's logger: its lines reach the server log
 FINGERPRINT_TTL_S = 30
+DAMAGED = "the saved index is damaged"  # why an index is rebuilt, shown on its progress bar
+STALE = "the saved index was built for other settings or images"
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -228,16 +230,23 @@ def index_or_job(request: IndexRequest):
         return job  # shown to the user; they may retry
     try:
         return load_index(request)
-    except (IndexNotBuiltError, StaleIndexError, CorruptIndexError):
-        pass
-    return start_build(request)
+    except IndexNotBuiltError:
+        note = ""
+    except StaleIndexError as exc:
+        log.info("rebuilding a stale index: %s", exc)
+        note = STALE
+    except CorruptIndexError as exc:  # the reason (with its path) goes to the log, not the page
+        log.warning("rebuilding a damaged index: %s", exc)
+        note = DAMAGED
+    return start_build(request, note)
 
 
-def start_build(request: IndexRequest) -> Job:
+def start_build(request: IndexRequest, note: str = "") -> Job:
     """Start (or join) the background build of an index; the model loads in the worker thread.
 
     A saved projection head's index is derived from its base model's index
     (:func:`embeddings.index.service.get_or_build_index`) instead of embedding every image again.
+    ``note`` says why it is rebuilt (e.g. "the saved index is damaged"); the progress bar shows it.
     """
 
     def build(progress):
@@ -249,20 +258,29 @@ def start_build(request: IndexRequest) -> Job:
         return status
 
     label = f"Embedding {request.source} ({request.split}) with {request.model_id}"
+    if note:
+        label = f"Rebuilding the index ({note}): {label[0].lower()}{label[1:]}"
     return job_runner().submit(request.job_key, label, build)
 
 
-def index_manifest(request: IndexRequest) -> dict | None:
-    """The manifest of a built index for ``request`` (cheap: no model is loaded), or None."""
-    from embeddings.index.store import peek_manifest
+def index_manifest(request: IndexRequest) -> tuple[dict | None, str]:
+    """The manifest of a built index for ``request`` (cheap: no model is loaded), or None and why
+    it will be rebuilt ("" when there is none yet), for :func:`start_build`'s note."""
+    from embeddings.index.store import read_manifest
 
     collection = load_collection(request)
-    manifest = peek_manifest(collection, request.model_id, request.data_dir)
-    if manifest is None or manifest["key"]["model"].get("precision") != request.precision:
-        return None
+    try:
+        manifest = read_manifest(collection, request.model_id, request.data_dir)
+    except IndexNotBuiltError:
+        return None, ""
+    except CorruptIndexError as exc:  # the reason (with its path) goes to the log, not the page
+        log.warning("rebuilding a damaged index: %s", exc)
+        return None, DAMAGED
+    if manifest["key"]["model"].get("precision") != request.precision:
+        return None, STALE
     if manifest["key"]["collection"]["fingerprint"] != collection.fingerprint():
-        return None
-    return manifest
+        return None, STALE
+    return manifest, ""
 
 
 def retry_job(job: Job) -> None:

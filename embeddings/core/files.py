@@ -50,10 +50,20 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
 
 
 def save_npy_atomic(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Save ``array`` as ``.npy`` atomically (never pickled)."""
+    """Save ``array`` as ``.npy`` atomically (never pickled).
+
+    NumPy reports a short write ("1536000 requested and 1310688 written", no errno) when the disk
+    fills mid-array; it is raised as the ``ENOSPC`` it is, so every caller sees a full disk.
+    """
     with atomic_path(path, suffix=".npy") as tmp:
         with open(tmp, "wb") as fh:
-            np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
+            try:
+                np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
+            except OSError as exc:
+                if exc.errno is None and "requested and" in str(exc) and "written" in str(exc):
+                    detail = f"{os.strerror(errno.ENOSPC)} (short write: {exc})"
+                    raise OSError(errno.ENOSPC, detail, os.fspath(tmp)) from exc
+                raise
 
 
 def load_npy(path: str | os.PathLike, mmap: bool = False) -> np.ndarray:

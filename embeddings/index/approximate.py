@@ -17,6 +17,7 @@ from .store import (
     build_lock,
     file_entry,
     require_faiss,
+    write_faiss_index,
 )
 
 
@@ -32,7 +33,7 @@ def ensure_approximate(index: ImageIndex) -> ImageIndex:
         hnsw.add(np.ascontiguousarray(index.embeddings))
         tmp = index.path / f".index-hnsw.{os.getpid()}.tmp"
         try:
-            faiss.write_index(hnsw, str(tmp))
+            write_faiss_index(hnsw, tmp)
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)

@@ -21,9 +21,7 @@ MAP_METHODS = ("tsne", "pca")
 
 
 def _map_path(index, method: str, perplexity: float, seed: int):
-    key = fingerprint(
-        index.manifest["files"]["embeddings.npy"]["sha256"], method, perplexity, seed, "openTSNE-2"
-    )
+    key = fingerprint(index.embeddings_sha256, method, perplexity, seed, "openTSNE-2")
     return index.path / f"map-{method}-{key}.npy"
 
 

@@ -13,9 +13,13 @@ index raises, and :func:`get_or_build_index` rebuilds it.
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import logging
+import math
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -28,7 +32,7 @@ import numpy as np
 
 from .. import __version__
 from ..config import data_dir as resolve_data_dir
-from ..core.files import load_npy, save_npy_atomic, write_json_atomic
+from ..core.files import is_regular_file, load_npy, open_regular_file, save_npy_atomic, write_json_atomic
 from ..core.fingerprint import as_json, fingerprint, sha256_file, slug
 from ..errors import CorruptIndexError, IndexNotBuiltError, InvalidInputError, StaleIndexError
 from ..image.folders import display_name
@@ -45,6 +49,9 @@ EMBED_CHUNK = 1024  # at most this many images decoded and embedded per step
 # ... and at most this many bytes of decoded pixels (one bigger image is a chunk of its own), so
 # peak memory follows the images' sizes, not their count: 1,024 large photos are never decoded at once.
 EMBED_CHUNK_BYTES = 64 * 2**20
+REQUIRED_FILES = ("embeddings.npy", "index-flat.faiss")  # every index; plus labels.npy when labelled
+INDEX_FILES = (*REQUIRED_FILES, "labels.npy", "index-hnsw.faiss")  # the only names a manifest may list
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 Progress = Callable[[int, int], None]
 
@@ -89,14 +96,20 @@ def _index_dir(desc: dict, model_id: str, data_dir) -> Path:
     return resolve_data_dir(data_dir) / "indexes" / name
 
 
-def peek_manifest(collection, model_id: str, data_dir=None) -> dict | None:
-    """The manifest of the index on disk for (collection, model id), or None.
+def read_manifest(collection, model_id: str, data_dir=None) -> dict:
+    """The manifest of the index on disk for (collection, model id), its shape checked
+    (:func:`check_manifest`); raises :class:`IndexNotBuiltError` or :class:`CorruptIndexError`.
 
-    Reads one small JSON file: no model is loaded and nothing is verified, so it is only
+    Reads one small JSON file: no model is loaded and no file is hashed, so it is only
     for status displays; :func:`load_index` is what checks an index before use.
     """
+    return _read_manifest(_index_dir(collection.describe(), model_id, data_dir))
+
+
+def peek_manifest(collection, model_id: str, data_dir=None) -> dict | None:
+    """:func:`read_manifest`, or None when there is no index or its manifest is damaged."""
     try:
-        return _read_manifest(_index_dir(collection.describe(), model_id, data_dir))
+        return read_manifest(collection, model_id, data_dir)
     except (IndexNotBuiltError, CorruptIndexError):
         return None
 
@@ -152,11 +165,16 @@ class ImageIndex:
     def neighbours(self, ids, k: int, approximate: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` neighbours of stored items ``ids`` (each item itself excluded)."""
         ids = np.atleast_1d(np.asarray(ids))
+        valid = f"0..{self.count - 1}"
+        whole = (int, np.integer)
+        if ids.dtype == object and all(isinstance(i, whole) and not isinstance(i, bool) for i in ids.ravel()):
+            # Python ints beyond int64 (``--id 99999999999999999999999``): out of range, not "not integers"
+            bad = next(int(i) for i in ids.ravel() if not 0 <= i < self.count)
+            raise InvalidInputError(f"image id {bad} is out of range: valid ids are {valid}")
         if ids.dtype.kind not in "iu":
             raise InvalidInputError("image ids must be integers")
         bad = ids[(ids < 0) | (ids >= self.count)]
         if bad.size:
-            valid = f"0..{self.count - 1}"
             raise InvalidInputError(f"image id {int(bad[0])} is out of range: valid ids are {valid}")
         k = self._check_k(k, exclude_self=True)
         found, scores = self.search(self.embeddings[ids], k + 1, approximate=approximate)
@@ -176,17 +194,155 @@ def file_entry(path: Path) -> dict:
     return {"sha256": sha256_file(path), "bytes": path.stat().st_size}
 
 
+def _sha256_regular(path: Path) -> str:
+    """sha256 of an index file, opened only if it is a regular file (a FIFO never blocks the load)."""
+    digest = hashlib.sha256()
+    with open_regular_file(path) as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_faiss_index(faiss_index, path: Path) -> None:
+    """``faiss.write_index`` with its write failures as ``OSError`` (FAISS raises ``RuntimeError``
+    "write error ... (No space left on device)"), so a full disk reads the same from every writer."""
+    faiss = require_faiss()
+    try:
+        faiss.write_index(faiss_index, str(path))
+    except RuntimeError as exc:
+        text = str(exc)
+        if "No space left on device" in text:
+            raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} ({text})", str(path)) from exc
+        if "write error" in text or "could not open" in text:
+            raise OSError(errno.EIO, f"{os.strerror(errno.EIO)} ({text})", str(path)) from exc
+        raise
+
+
+def _is_int(value, low: int | None = None) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and (low is None or value >= low)
+
+
+def _is_str(value) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def _manifest_problem(m) -> str | None:
+    """What is wrong with a manifest's shape, or None: the schema of every field that the package
+    (load, maps, approximate search, adaptation, the CLI) and the app read, with types and ranges."""
+    if not isinstance(m, dict):
+        return "it is not a JSON object"
+    key = m.get("key")
+    if not isinstance(key, dict):
+        return "key is missing or not an object"
+    if not _is_int(key.get("format"), 1):
+        return "key.format is not a format version"
+    if not _is_str(key.get("package_version")):
+        return "key.package_version is not a string"
+    model = key.get("model")
+    if not isinstance(model, dict) or not _is_str(model.get("model_id")):
+        return "key.model has no model id"
+    if "precision" in model and not _is_str(model["precision"]):
+        return "key.model.precision is not a string"
+    coll = key.get("collection")
+    if not isinstance(coll, dict):
+        return "key.collection is missing or not an object"
+    for name in ("name", "source", "split", "fingerprint"):
+        if not isinstance(coll.get(name), str):
+            return f"key.collection.{name} is not a string"
+    if not _is_int(m.get("count"), 1):
+        return "count is not an integer of at least 1"
+    if coll.get("count") != m["count"]:
+        return "count differs from key.collection.count"
+    if not _is_int(m.get("dim"), 1):
+        return "dim is not an integer of at least 1"
+    classes = m.get("classes")
+    if not isinstance(classes, list) or not all(_is_str(c) for c in classes):
+        return "classes is not a list of names"
+    if len(set(classes)) != len(classes):
+        return "classes has duplicates"
+    built = m.get("built_at")
+    try:
+        datetime.fromisoformat(built)
+    except (TypeError, ValueError):
+        return "built_at is not an ISO date and time"
+    seconds = m.get("build_seconds", 0)
+    if not (isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and math.isfinite(seconds)):
+        return "build_seconds is not a number"
+    if seconds < 0:
+        return "build_seconds is not a duration"
+    files = m.get("files")
+    if not isinstance(files, dict):
+        return "files is missing or not an object"
+    for name, entry in files.items():
+        if "/" in name or "\\" in name or "\0" in name or name in ("", ".", "..") or os.path.isabs(name):
+            return f"file name {name!r} leaves the index folder"
+        if name not in INDEX_FILES:
+            return f"file {name!r} is not an index file"
+        if not isinstance(entry, dict) or not _is_int(entry.get("bytes"), 0):
+            return f"files.{name}.bytes is not a size"
+        if not isinstance(entry.get("sha256"), str) or not SHA256_HEX.fullmatch(entry["sha256"]):
+            return f"files.{name}.sha256 is not a sha256"
+    missing = [name for name in REQUIRED_FILES if name not in files]
+    if missing:
+        return f"files does not list {', '.join(missing)}"
+    if "labels.npy" in files and not classes:
+        return "labels.npy is listed but there are no classes"
+    hnsw = m.get("hnsw", {})
+    if not isinstance(hnsw, dict) or not all(_is_int(v, 1) for v in hnsw.values()):
+        return "hnsw is not a set of positive integers"
+    derived = m.get("derived_from", {})
+    if not isinstance(derived, dict) or not all(isinstance(v, str) for v in derived.values()):
+        return "derived_from is not a set of strings"
+    return None
+
+
+def check_manifest(manifest) -> dict:
+    """Return ``manifest`` if its shape is right (:func:`_manifest_problem`), else raise
+    :class:`CorruptIndexError` naming the first problem; nothing reads a manifest unchecked."""
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise CorruptIndexError(f"the index manifest is damaged: {problem}")
+    return manifest
+
+
 def _read_manifest(folder: Path) -> dict:
     path = folder / MANIFEST
-    if not path.exists():
+    if not os.path.lexists(path):
         raise IndexNotBuiltError(f"no index at {folder}")
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        with open_regular_file(path) as fh:
+            manifest = json.loads(fh.read().decode("utf-8"))
     except (OSError, ValueError) as exc:
         raise CorruptIndexError(f"index manifest {path} is unreadable: {exc}") from exc
-    if not isinstance(manifest, dict) or "key" not in manifest or "files" not in manifest:
-        raise CorruptIndexError(f"index manifest {path} is incomplete")
-    return manifest
+    try:
+        return check_manifest(manifest)
+    except CorruptIndexError as exc:
+        raise CorruptIndexError(f"{exc} ({path})") from None
+
+
+def _check_files(folder: Path, manifest: dict, labelled: bool, verify: bool) -> None:
+    """Every file the index needs is listed, inside the folder, a regular file of the listed size
+    and (with ``verify``) of the listed sha256."""
+    files = manifest["files"]
+    if labelled and "labels.npy" not in files:
+        raise CorruptIndexError(f"the manifest at {folder} does not list labels.npy")
+    inside = folder.resolve()
+    for name, entry in files.items():
+        path = folder / name
+        if not os.path.lexists(path):
+            raise CorruptIndexError(f"index file {name} is missing from {folder}")
+        if path.resolve().parent != inside:
+            raise CorruptIndexError(f"index file {name} in {folder} is a link leaving the folder")
+        if not is_regular_file(path):
+            raise CorruptIndexError(f"index file {name} in {folder} is not a regular file")
+        size = path.stat().st_size
+        if size != entry["bytes"]:
+            raise CorruptIndexError(f"index file {name} has {size} bytes, expected {entry['bytes']}")
+        try:
+            if verify and _sha256_regular(path) != entry["sha256"]:
+                raise CorruptIndexError(f"index file {name} does not match its checksum")
+        except OSError as exc:
+            raise CorruptIndexError(f"index file {name} in {folder} could not be read: {exc}") from exc
 
 
 def _describe_mismatch(found: dict, wanted: dict, prefix: str = "") -> str:
@@ -212,30 +368,39 @@ def load_index(collection, embedder, data_dir=None, verify: bool = True) -> Imag
     wanted = index_key(collection, embedder)
     if manifest["key"] != wanted:
         raise StaleIndexError(f"index at {folder} is stale: {_describe_mismatch(manifest['key'], wanted)}")
-    for name, entry in manifest["files"].items():
-        path = folder / name
-        if not path.exists():
-            raise CorruptIndexError(f"index file {name} is missing from {folder}")
-        if path.stat().st_size != entry.get("bytes"):
-            size = path.stat().st_size
-            raise CorruptIndexError(f"index file {name} has {size} bytes, expected {entry['bytes']}")
-        if verify and sha256_file(path) != entry.get("sha256"):
-            raise CorruptIndexError(f"index file {name} does not match its checksum")
+    _check_files(folder, manifest, collection.labels is not None, verify)
     try:
         embeddings = load_npy(folder / "embeddings.npy")
         labels = load_npy(folder / "labels.npy") if "labels.npy" in manifest["files"] else None
         flat = faiss.read_index(str(folder / "index-flat.faiss"))
     except (OSError, ValueError, RuntimeError) as exc:
         raise CorruptIndexError(f"index at {folder} could not be read: {exc}") from exc
-    count, dim = manifest["count"], manifest["dim"]
+    count, dim, classes = manifest["count"], manifest["dim"], manifest["classes"]
     if embeddings.shape != (count, dim) or embeddings.dtype != np.float32 or flat.ntotal != count:
         raise CorruptIndexError(f"index at {folder} has inconsistent shapes")
-    if labels is not None and labels.shape != (count,):
-        raise CorruptIndexError(f"labels at {folder} have shape {labels.shape}, expected ({count},)")
-    index = ImageIndex(folder, manifest, embeddings, labels, list(manifest.get("classes", [])), flat)
+    if flat.d != dim:
+        raise CorruptIndexError(f"the flat index at {folder} is {flat.d}-d, expected {dim}")
+    if not np.isfinite(embeddings).all():
+        raise CorruptIndexError(f"embeddings at {folder} contain NaN or infinite values")
+    if labels is not None:
+        if labels.shape != (count,) or labels.dtype.kind not in "iu":
+            raise CorruptIndexError(
+                f"labels at {folder} are {labels.dtype} {labels.shape}, expected ({count},) integers"
+            )
+        if labels.min() < 0 or labels.max() >= len(classes):
+            raise CorruptIndexError(f"labels at {folder} fall outside the {len(classes)} classes")
+        labels = labels.astype(np.int64, copy=False)
+    if classes != list(getattr(collection, "classes", classes)):
+        raise CorruptIndexError(f"the classes in the manifest at {folder} are not the collection's")
+    index = ImageIndex(folder, manifest, embeddings, labels, list(classes), flat)
     if "index-hnsw.faiss" in manifest["files"]:
-        index.approximate = faiss.read_index(str(folder / "index-hnsw.faiss"))
-        index.approximate.hnsw.efSearch = HNSW_EF_SEARCH
+        try:
+            index.approximate = faiss.read_index(str(folder / "index-hnsw.faiss"))
+            index.approximate.hnsw.efSearch = HNSW_EF_SEARCH
+        except (AttributeError, RuntimeError) as exc:
+            raise CorruptIndexError(f"the HNSW index at {folder} could not be read: {exc}") from exc
+        if index.approximate.ntotal != count or index.approximate.d != dim:
+            raise CorruptIndexError(f"the HNSW index at {folder} has inconsistent shapes")
     return index
 
 
@@ -317,7 +482,7 @@ def _build_locked(
             files.append("labels.npy")
         flat = faiss.IndexFlatIP(vectors.shape[1])
         flat.add(vectors)
-        faiss.write_index(flat, str(tmp / "index-flat.faiss"))
+        write_faiss_index(flat, tmp / "index-flat.faiss")
         manifest = {
             "key": index_key(collection, embedder),
             "count": int(vectors.shape[0]),

@@ -6,6 +6,7 @@ Files hold one ``word1 word2 score`` triple per line, separated by spaces or tab
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..core.files import open_regular_file
 from ..errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -54,13 +56,19 @@ def parse_pairs(text: str, source: str = "input") -> list[Pair]:
 def load_pairs(path: str | os.PathLike) -> list[Pair]:
     """Read a word-pair file (UTF-8, optional BOM) into ``(word1, word2, score)`` tuples."""
     try:
-        with open(path, encoding="utf-8-sig") as fh:
-            text = fh.read()
+        with open_regular_file(path) as fh:  # a FIFO or a device fails here instead of blocking
+            text = fh.read().decode("utf-8-sig")
     except FileNotFoundError:
         raise InvalidInputError(f"word-pair file not found: {path}") from None
     except UnicodeDecodeError as exc:
         raise InvalidInputError(f"{path} is not UTF-8 text: {exc}") from None
     except OSError as exc:
+        if exc.errno == errno.EINVAL and not os.path.isdir(path):
+            raise InvalidInputError(
+                f"{path} is not a regular file (a device, a FIFO or a socket): give a text file of word pairs"
+            ) from None
+        if os.path.isdir(path):
+            raise InvalidInputError(f"{path} is a folder: give a text file of word pairs") from None
         raise InvalidInputError(f"cannot read {path}: {exc}") from None
     pairs = parse_pairs(text, source=str(path))
     if not pairs:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from embeddings.errors import EmbeddingsError
+from embeddings.errors import EmbeddingsError, explain_os_error
 from embeddings.image.display import class_mark, class_name, framed, kept_on_map, precision_of, valid_image_id
 from embeddings.text.wordlists import escape_markdown
 from ui.cached import (
@@ -40,6 +40,20 @@ def _wait_for(job: Job, what: str) -> None:
     poll()
 
 
+def show_job_failure(what: str, job: Job, key: str | None = None) -> None:
+    """A failed job: what happened and what to do (a full disk says so), the raw error in "Details"
+    (paths and errno text stay out of the message), and a "Try again" button."""
+    exc = job.error
+    if isinstance(exc, OSError):
+        happened, todo = explain_os_error(exc)
+        st.error(f"{what} failed: {happened}. {todo[0].upper()}{todo[1:]}, then press Try again.")
+        with st.expander("Details"):
+            st.code(f"{type(exc).__name__}: {exc}", language=None)
+    else:
+        st.error(f"{what} failed: {exc}")
+    st.button("Try again", on_click=retry_job, args=(job,), key=key)
+
+
 def require_index(settings: ImageSettings | None = None):
     """Return the loaded index for the sidebar settings, or show build progress/errors and stop."""
     settings = settings or current_image_settings()
@@ -67,8 +81,7 @@ def require_index(settings: ImageSettings | None = None):
     if not isinstance(result, Job):
         return result
     if result.state == "failed":
-        st.error(f"Building the index failed: {result.error}")
-        st.button("Try again", on_click=retry_job, args=(result,))
+        show_job_failure("Building the index", result)
         st.stop()
     _wait_for(
         result,
@@ -85,15 +98,14 @@ def index_status_line(settings: ImageSettings) -> None:
     """
     try:
         request = index_request(settings)
-        manifest = index_manifest(request)
-        job = None if manifest else start_build(request)
+        manifest, note = index_manifest(request)
+        job = None if manifest else start_build(request, note)
     except EmbeddingsError as exc:
         st.error(f"The image collection or model could not be opened: {exc}")
         return
     if job is not None:
         if job.state == "failed":
-            st.error(f"Building the index failed: {job.error}")
-            st.button("Try again", on_click=retry_job, args=(job,), key="home_retry")
+            show_job_failure("Building the index", job, key="home_retry")
         elif job.active:
             _wait_for(job, "The index is built once and saved to disk.")
         else:  # finished since the manifest was read
@@ -186,8 +198,7 @@ def _image_map_layout(index, settings: ImageSettings) -> np.ndarray | None:
         return None
     if isinstance(layout, Job):
         if layout.state == "failed":
-            st.error(f"The map could not be computed: {layout.error}")
-            st.button("Try again", on_click=retry_job, args=(layout,), key="retry_map")
+            show_job_failure("Computing the map", layout, key="retry_map")
             return None
         _wait_for(layout, "The layout is computed once per index and saved to disk.")
         return None
