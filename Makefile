@@ -23,6 +23,10 @@ test: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	# Compile every module first: CPython 3.11 can fail a compile() with "AST constructor recursion
+	# depth mismatch" when two threads compile at once (a page script in Streamlit's thread, a module
+	# first imported by a background job); with bytecode on disk, imports no longer compile.
+	$(BIN)/python -m compileall -q embeddings ui pages tests app.py serve.py
 	$(BIN)/python -m pytest
 
 slow: $(VENV)/.installed
