@@ -70,8 +70,11 @@ def _image_embedder(model_id: str | None, data_dir, precision: str | None = None
 
     model_id = _image_model_id(model_id, data_dir)
     precision = precision or default_precision()
-    _say(f"image model: {model_id}, {precision} inference")
-    return get_image_embedder(model_id, data_dir).set_precision(precision)
+    embedder = get_image_embedder(model_id, data_dir).set_precision(precision)
+    fallback = getattr(embedder, "runtime_fallback", "")
+    note = f" (asked for {precision}: {fallback})" if fallback else ""
+    _say(f"image model: {model_id}, {embedder.precision} inference{note}")
+    return embedder
 
 
 def _index(args, split=None, model=None):
@@ -275,9 +278,10 @@ def cmd_bench_images(args) -> int:
     images = [np.asarray(img) for img in collection.get_images(sorted(ids.tolist()))]
     model_id = _image_model_id(args.model, args.data_dir)
     _say(
-        f"embedding the same {args.n} images with {model_id}: fp32 eager, then fast (frozen graph), then bf16"
+        f"embedding the same {args.n} images with {model_id}: fp32 eager, then fast (frozen graph), "
+        "onnx (ONNX Runtime, the default) and bf16"
     )
-    report = bench_images(model_id, images, batch_size=args.batch_size)
+    report = bench_images(model_id, images, batch_size=args.batch_size, data_dir=args.data_dir)
     for line in report.lines():
         print(line)
     return 0
@@ -329,8 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
             "--precision",
             choices=list(PRECISIONS),
             default=None,
-            help="image model inference: fp32 (plain eager), fast (default: same math, optimised graph), "
-            "or bf16 (fastest on CPUs with AMX, moves some neighbours)",
+            help="image model inference: fp32 (plain eager), fast (same math, frozen TorchScript graph), "
+            "onnx (default: same math on ONNX Runtime, exported once into the data folder; models that "
+            "cannot be exported run fast), or bf16 (AMX CPUs, moves some neighbours)",
         )
         if k:
             p.add_argument("--k", type=int, default=10, help="neighbours per query (default 10)")
@@ -413,7 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser(
-        "bench-images", help="images/s of fp32 eager vs the fast path, and neighbour agreement"
+        "bench-images",
+        help="images/s of fp32 eager vs fast, onnx (default) and bf16, and neighbour agreement",
     )
     image_args(p)
     p.add_argument("--n", type=int, default=1000, help="number of images (default 1000)")

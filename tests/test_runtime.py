@@ -145,3 +145,31 @@ def test_lite0_random_weights_onnx_agrees_with_fp32(data_dir):
     assert onnx.precision == "onnx", onnx.runtime_fallback
     vectors = onnx.embed(images)
     assert (np.sum(vectors * fp32, axis=1) > 0.9999).all()
+
+
+def test_bench_images_reports_every_mode_and_the_default_last(data_dir, add_model):
+    import re
+
+    from embeddings.bench import bench_images
+    from embeddings.registry import IMAGE
+
+    add_model("tiny-conv", TinyConvEmbedder, kind=IMAGE)
+    report = bench_images("tiny-conv", list(_images(24)), batch_size=8, data_dir=data_dir)
+    lines = report.lines()
+    assert lines[0].startswith("tiny-conv: preprocessing ")
+    assert lines[1].startswith("tiny-conv: fp32 eager baseline ") and lines[1].endswith(" images/s")
+    assert [line.split()[1] for line in lines[2:-1]] == ["fast", "onnx", "bf16"]
+    assert all(
+        re.search(r"images/s \(\d+\.\d\dx\), agreement@10 with fp32 \d\.\d{4}$", x) for x in lines[2:-1]
+    )
+    assert re.fullmatch(r"speedup=\d+\.\d\d agreement@10=\d\.\d{4}", lines[-1])
+    assert report.default == "onnx" and report.modes["onnx"][1] == pytest.approx(1.0)
+    assert len(_exports(data_dir)) == 1  # exported into the data folder it was given
+
+
+def test_bench_images_reports_a_fallback_under_what_ran(data_dir):
+    from embeddings.bench import bench_images
+
+    report = bench_images("pixels", list(_images(24)), batch_size=8)
+    assert report.default == "fast" and list(report.modes) == ["fast", "bf16"]
+    assert report.lines()[-1].startswith("speedup=")

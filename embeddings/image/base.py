@@ -87,10 +87,12 @@ class Preprocess:
             left = (batch.shape[-1] - self.crop) // 2
             batch = batch[..., top : top + self.crop, left : left + self.crop]
             out.append(batch)
-        batch = torch.cat(out) if len(out) > 1 else out[0]
+        # A fresh tensor of ours (never the caller's array): normalise it in place (the same
+        # float ops as ``(batch - mean) / std``, without two more batch-sized temporaries).
+        batch = torch.cat(out) if len(out) > 1 else out[0].contiguous()
         mean = torch.tensor(self.mean).view(1, 3, 1, 1)
         std = torch.tensor(self.std).view(1, 3, 1, 1)
-        return ((batch - mean) / std).contiguous()
+        return batch.sub_(mean).div_(std)
 
 
 PRECISIONS = ("fp32", "fast", "onnx", "bf16")
