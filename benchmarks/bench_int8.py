@@ -64,8 +64,13 @@ def sensitive_nodes(model_path: Path, which: str) -> list[str]:
 def quantise(
     fp32_path: Path, out: Path, embedder, calibration_images, exclude: list[str], method: str
 ) -> None:
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType
-    from onnxruntime.quantization import quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):

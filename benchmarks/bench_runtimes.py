@@ -44,7 +44,7 @@ def main() -> int:
 
     from embeddings.bench import neighbour_agreement
     from embeddings.image.collections import open_collection
-    from embeddings.image.runtime import OnnxSession, cpu_threads, load_session
+    from embeddings.image.runtime import cpu_threads, load_session
     from embeddings.registry import get_image_embedder
 
     collection = open_collection(args.data, args.split)
