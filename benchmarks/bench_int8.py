@@ -114,6 +114,7 @@ def main() -> int:
         default="none:minmax,first+depthwise+last:minmax,first+depthwise+last:percentile",
         help="comma-separated <excluded nodes>:<calibration> pairs",
     )
+    parser.add_argument("--limit", type=int, default=None, help="score only the first N test images (a dry run)")
     args = parser.parse_args()
 
     import torch
@@ -132,8 +133,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-int8-"))
     embedder = get_image_embedder(args.model, work)
     session = load_session(embedder, work)
-    labels = np.asarray(test.labels)
-    all_ids = list(range(len(test)))
+    all_ids = list(range(args.limit or len(test)))
+    labels = np.asarray(test.labels)[: len(all_ids)]
 
     with torch.inference_mode():
         exact = np.concatenate(

@@ -31,8 +31,7 @@ def _wait_for(job: Job, what: str) -> None:
     def poll() -> None:
         if not job.active:
             st.rerun()
-        elapsed = f" · {job.done:,} / {job.total:,}" if job.total else ""
-        st.progress(job.fraction, text=f"{job.label}{elapsed}")
+        st.progress(job.fraction, text=job.status_text())
         st.caption(f"{what} This runs in the background: other pages keep working meanwhile.")
 
     poll()
