@@ -114,7 +114,9 @@ def main() -> int:
         default="none:minmax,first+depthwise+last:minmax,first+depthwise+last:percentile",
         help="comma-separated <excluded nodes>:<calibration> pairs",
     )
-    parser.add_argument("--limit", type=int, default=None, help="score only the first N test images (a dry run)")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="score only the first N test images (a dry run)"
+    )
     args = parser.parse_args()
 
     import torch
