@@ -26,6 +26,9 @@ run $PY -m embeddings eval-images --data sample --model efficientnet_lite0 --k 1
 echo "## image embedding throughput"
 run $PY -m embeddings bench-images --data "$CIFAR" --split test --model efficientnet_lite0 --n 1000
 run $PY -m embeddings bench-images --data "$CIFAR" --split test --model pixels --n 1000
+run $PY benchmarks/bench_runtimes.py --data "$CIFAR" --n 512   # ONNX Runtime vs OpenVINO (if installed)
+run $PY benchmarks/bench_int8.py --data "$CIFAR" --calibration 256
+run $PY benchmarks/bench_input_size.py --data "$CIFAR" --sizes 96,128,160,192,224
 
 echo "## maps"
 run $PY benchmarks/bench_maps.py --data "$CIFAR" --split test --model efficientnet_lite0

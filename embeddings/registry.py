@@ -288,6 +288,8 @@ def build(model_spec: ModelSpec, data_dir=None):
     embedder = _resolve(model_spec.factory)(*parts, **model_spec.kwargs)
     if not getattr(embedder, "description", ""):
         embedder.description = model_spec.description
+    if data_dir is not None and model_spec.kind == IMAGE and hasattr(embedder, "runtime_data_dir"):
+        embedder.runtime_data_dir = data_dir  # the onnx precision keeps its export there
     return embedder
 
 

@@ -111,6 +111,9 @@ def test_home_starts_the_build_in_the_background_then_reports_the_index(app_env)
     status = " ".join(str(s.value) for s in at.success)
     assert "Index: 2,000 images × 768 dims" in status and "reused from disk" in status
     assert "Image model: **`pixels`**" in text_of(at)
+    # pixels has no network to export, so the default onnx precision runs fast, and says so
+    captions = " ".join(str(c.value) for c in at.caption)
+    assert "pixels runs `fast` inference, not `onnx`" in captions and "no torch module" in captions
 
 
 def _pixels_head(data_dir):

@@ -51,7 +51,7 @@ def test_embed_batches_normalises_and_reports_progress():
     assert emb.embed(np.zeros((0, 4, 4, 3), np.uint8)).shape == (0, 8)
 
 
-@pytest.mark.parametrize("mode,min_cosine", [("fast", 0.99999), ("bf16", 0.99)])
+@pytest.mark.parametrize("mode,min_cosine", [("fast", 0.99999), ("onnx", 0.99999), ("bf16", 0.99)])
 def test_fast_modes_close_to_fp32_and_fingerprinted_apart(mode, min_cosine):
     fp32 = TinyConvEmbedder().set_precision("fp32")
     other = TinyConvEmbedder().set_precision(mode)
@@ -65,7 +65,7 @@ def test_fast_modes_close_to_fp32_and_fingerprinted_apart(mode, min_cosine):
 
 def test_default_precision_env(monkeypatch):
     monkeypatch.delenv(images.PRECISION_ENV, raising=False)
-    assert images.default_precision() == "fast"
+    assert images.default_precision() == "onnx"
     monkeypatch.setenv(images.PRECISION_ENV, "fp32")
     assert images.default_precision() == "fp32"
     monkeypatch.setenv(images.PRECISION_ENV, "fp16")

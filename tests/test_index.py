@@ -343,3 +343,85 @@ def test_cli_search_with_an_over_long_id_names_the_valid_range(data_dir, capsys)
         r"error: image id 99999999999999999999999 is out of range: valid ids are 0\.\.\d+$", err, re.M
     )
     assert "Traceback" not in err
+
+
+# ------------------------------------------------------------------ the pipelined embed_collection
+
+
+class RecordingCollection:
+    """Wraps a collection: counts decoded batches, can hold batch 0 until batch 1 has been decoded
+    (so batches finish out of order) and can fail on one batch."""
+
+    def __init__(self, inner, fail_at=None, hold_first=False):
+        import threading
+
+        self.inner, self.fail_at, self.hold_first = inner, fail_at, hold_first
+        self.labels, self.classes = inner.labels, inner.classes
+        self.second_done = threading.Event()
+        self.started = []
+        self.lock = threading.Lock()
+
+    def __len__(self):
+        return len(self.inner)
+
+    def describe(self):
+        return self.inner.describe()
+
+    def get_images(self, ids):
+        with self.lock:
+            self.started.append(ids[0])
+        if self.fail_at is not None and ids[0] == self.fail_at:
+            raise OSError("disk read error in a worker")
+        if self.hold_first and ids[0] == 0:
+            assert self.second_done.wait(timeout=60)  # a safety net, not a timing assumption
+        images = self.inner.get_images(ids)
+        if ids[0] > 0:
+            self.second_done.set()
+        return images
+
+
+def test_pipelined_embedding_matches_serial_exactly(colour_collection, pixel_embedder):
+    pixel_embedder.batch_size = 7  # 18 images: 3 batches, the last one short
+    n = len(colour_collection)
+    serial = idx.embed_collection(colour_collection, pixel_embedder, workers=0)
+    seen = []
+    held = RecordingCollection(colour_collection, hold_first=True)  # batch 1 is ready before batch 0
+    piped = idx.embed_collection(held, pixel_embedder, progress=lambda d, t: seen.append((d, t)), workers=2)
+    np.testing.assert_array_equal(piped, serial)
+    np.testing.assert_array_equal(serial, pixel_embedder.embed(colour_collection.get_images(range(n))))
+    assert seen == [(7, n), (14, n), (n, n)]
+
+
+def test_pipeline_keeps_at_most_a_few_batches_ahead(colour_collection, pixel_embedder):
+    pixel_embedder.batch_size = 2  # 9 batches
+    rec = RecordingCollection(colour_collection)
+    ahead = []
+
+    def progress(done, total):
+        with rec.lock:
+            ahead.append(len(rec.started) - done // 2)
+
+    idx.embed_collection(rec, pixel_embedder, progress=progress, workers=2, prefetch=3)
+    assert len(rec.started) == len(colour_collection) // 2 and max(ahead) <= 3
+
+
+def test_worker_error_stops_the_pipeline_cleanly(colour_collection, pixel_embedder):
+    import threading
+
+    pixel_embedder.batch_size = 2
+    rec = RecordingCollection(colour_collection, fail_at=6)  # the fourth batch
+    with pytest.raises(OSError, match="disk read error"):
+        idx.embed_collection(rec, pixel_embedder, workers=2, prefetch=3)
+    assert len(rec.started) <= 4 + 3  # the rest were never decoded
+    assert not [t for t in threading.enumerate() if t.name.startswith("embeddings-decode")]
+
+
+def test_duck_typed_embedders_get_decoded_batches(colour_collection, pixel_embedder):
+    class EmbedOnly:
+        model_id, dim, batch_size = pixel_embedder.model_id, pixel_embedder.dim, 16
+
+        def embed(self, images, progress=None):
+            return pixel_embedder.embed(images)
+
+    out = idx.embed_collection(colour_collection, EmbedOnly())
+    np.testing.assert_array_equal(out, idx.embed_collection(colour_collection, pixel_embedder, workers=0))

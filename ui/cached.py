@@ -179,7 +179,13 @@ def load_image_embedder(model_id: str, precision: str):
     from embeddings.registry import get_image_embedder
 
     embedder = get_image_embedder(model_id).set_precision(precision)
-    log.info("loaded image model %s (%s)", model_id, precision)
+    fallback = getattr(embedder, "runtime_fallback", "")
+    if fallback:
+        log.info(
+            "loaded image model %s (%s; asked for %s: %s)", model_id, embedder.precision, precision, fallback
+        )
+    else:
+        log.info("loaded image model %s (%s)", model_id, precision)
     return embedder
 
 
@@ -276,7 +282,13 @@ def index_manifest(request: IndexRequest) -> tuple[dict | None, str]:
     except CorruptIndexError as exc:  # the reason (with its path) goes to the log, not the page
         log.warning("rebuilding a damaged index: %s", exc)
         return None, DAMAGED
-    if manifest["key"]["model"].get("precision") != request.precision:
+    built_as = manifest["key"]["model"].get("precision")
+    # A model that cannot run the asked-for precision (``onnx`` on a model with no network to
+    # export) runs, and builds its index, in another: load it (cached) to learn which.
+    if (
+        built_as != request.precision
+        and built_as != load_image_embedder(request.model_id, request.precision).precision
+    ):
         return None, STALE
     if manifest["key"]["collection"]["fingerprint"] != collection.fingerprint():
         return None, STALE

@@ -29,10 +29,42 @@ class Job:
     error: BaseException | None = None
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
+    first_report: tuple[float, int] | None = None  # (time, done) of the first progress report
+    last_report: tuple[float, int] | None = None
 
     def progress(self, done: int, total: int) -> None:
         """Progress callback handed to the package functions."""
         self.done, self.total = int(done), int(total)
+        now = (time.monotonic(), self.done)
+        if self.first_report is None:
+            self.first_report = now  # the rate is measured from here: model loading is not work done
+        self.last_report = now
+
+    @property
+    def rate(self) -> float | None:
+        """Items (images) per second since the first progress report, once there are two."""
+        if self.first_report is None or self.last_report is None:
+            return None
+        (t0, d0), (t1, d1) = self.first_report, self.last_report
+        return (d1 - d0) / (t1 - t0) if t1 > t0 and d1 > d0 else None
+
+    @property
+    def seconds_left(self) -> float | None:
+        """Estimated seconds to finish at :attr:`rate`, or None while unknown."""
+        rate = self.rate
+        return max(0.0, (self.total - self.done) / rate) if rate and self.total else None
+
+    def status_text(self) -> str:
+        """``label · done / total · N img/s · about M min left`` (the parts known so far)."""
+        parts = [self.label]
+        if self.total:
+            parts.append(f"{self.done:,} / {self.total:,}")
+        if self.rate:
+            parts.append(f"{self.rate:,.0f} img/s")
+        left = self.seconds_left
+        if left is not None and self.done < self.total:
+            parts.append(f"about {left / 60:.0f} min left" if left >= 90 else f"about {left:.0f} s left")
+        return " · ".join(parts)
 
     @property
     def fraction(self) -> float:

@@ -303,11 +303,22 @@ class AdaptedImageEmbedder(ImageEmbedder):
         self.precision = self.base.precision
         return self
 
+    @property
+    def runtime_fallback(self) -> str:
+        """Why the base runs ``fast`` although ``onnx`` was asked for ("" otherwise)."""
+        return self.base.runtime_fallback
+
     def embed_batch(self, batch):  # pragma: no cover - embed() is overridden
         raise NotImplementedError
 
     def embed(self, images, progress=None) -> np.ndarray:
         return self.head.apply(self.base.embed(images, progress=progress))
+
+    def prepare_batch(self, images):
+        return self.base.prepare_batch(images)
+
+    def embed_prepared(self, batch) -> np.ndarray:
+        return self.head.apply(self.base.embed_prepared(batch))
 
 
 def adapted_model_id(base_model_id: str, method: str, fingerprint: str) -> str:

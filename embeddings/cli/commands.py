@@ -97,8 +97,11 @@ def _image_embedder(model_id: str | None, data_dir, precision: str | None = None
 
     model_id = _image_model_id(model_id, data_dir)
     precision = precision or default_precision()
-    _say(f"image model: {model_id}, {precision} inference")
-    return get_image_embedder(model_id, data_dir).set_precision(precision)
+    embedder = get_image_embedder(model_id, data_dir).set_precision(precision)
+    fallback = getattr(embedder, "runtime_fallback", "")
+    note = f" (asked for {precision}: {fallback})" if fallback else ""
+    _say(f"image model: {model_id}, {embedder.precision} inference{note}")
+    return embedder
 
 
 def _index(args, split=None, model=None):
@@ -289,9 +292,10 @@ def cmd_bench_images(args) -> int:
     images = [np.asarray(img) for img in collection.get_images(sorted(ids.tolist()))]
     model_id = _image_model_id(args.model, args.data_dir)
     _say(
-        f"embedding the same {args.n} images with {model_id}: fp32 eager, then fast (frozen graph), then bf16"
+        f"embedding the same {args.n} images with {model_id}: fp32 eager, then fast (frozen graph), "
+        "onnx (ONNX Runtime, the default) and bf16"
     )
-    report = bench_images(model_id, images, batch_size=args.batch_size)
+    report = bench_images(model_id, images, batch_size=args.batch_size, data_dir=args.data_dir)
     for line in report.lines():
         print(line)
     return 0

@@ -57,8 +57,9 @@ def _image_args(p, k: bool = False) -> None:
         "--precision",
         choices=list(PRECISIONS),
         default=None,
-        help="image model inference: fp32 (plain eager), fast (default: same math, optimised graph), "
-        "or bf16 (fastest on CPUs with AMX, moves some neighbours)",
+        help="image model inference: fp32 (plain eager), fast (same math, frozen TorchScript graph), "
+        "onnx (default: same math on ONNX Runtime, exported once into the data folder; models that "
+        "cannot be exported run fast), or bf16 (AMX CPUs, moves some neighbours)",
     )
     if k:
         p.add_argument("--k", type=int, default=10, help="neighbours per query (default 10)")
@@ -163,7 +164,8 @@ def _add_finetune_command(sub) -> None:
 def _add_bench_commands(sub) -> None:
     """bench-images and bench-search."""
     p = sub.add_parser(
-        "bench-images", help="images/s of fp32 eager vs the fast path, and neighbour agreement"
+        "bench-images",
+        help="images/s of fp32 eager vs fast, onnx (default) and bf16, and neighbour agreement",
     )
     _image_args(p)
     p.add_argument("--n", type=int, default=1000, help="number of images (default 1000)")

@@ -9,6 +9,7 @@ and factories live in :mod:`embeddings.registry`, not here.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ from ..core.torchutil import require_torch, to_numpy
 from ..errors import InvalidInputError
 from .io import check_image_array
 
+log = logging.getLogger(__name__)
 ImageArray = np.ndarray  # H x W x 3, uint8, RGB
 BATCH_RESIZE_MAX_PIXELS = 256 * 256
 # Resizing the shorter side never makes the longer one more than this many times ``resize``.
@@ -85,14 +87,28 @@ class Preprocess:
             left = (batch.shape[-1] - self.crop) // 2
             batch = batch[..., top : top + self.crop, left : left + self.crop]
             out.append(batch)
-        batch = torch.cat(out) if len(out) > 1 else out[0]
+        # A fresh tensor of ours (never the caller's array): normalise it in place (the same
+        # float ops as ``(batch - mean) / std``, without two more batch-sized temporaries).
+        batch = torch.cat(out) if len(out) > 1 else out[0].contiguous()
         mean = torch.tensor(self.mean).view(1, 3, 1, 1)
         std = torch.tensor(self.std).view(1, 3, 1, 1)
-        return ((batch - mean) / std).contiguous()
+        return batch.sub_(mean).div_(std)
 
 
-PRECISIONS = ("fp32", "fast", "bf16")
+PRECISIONS = ("fp32", "fast", "onnx", "bf16")
+DEFAULT_PRECISION = "onnx"
 PRECISION_ENV = "EMBEDDINGS_PRECISION"
+# Precisions that run the same float32 math (vectors agree to about 1e-6, top-10 neighbours
+# 1.000): what was fitted on one model's vectors in one of them applies in the others.
+FLOAT32_PRECISIONS = ("fp32", "fast", "onnx")
+
+
+def same_math_fingerprint(model_fingerprint: dict) -> dict:
+    """``model_fingerprint`` with any float32 precision written as ``float32`` (for matching a
+    projection head to a base model; the index itself keeps the exact precision)."""
+    if model_fingerprint.get("precision") in FLOAT32_PRECISIONS:
+        return {**model_fingerprint, "precision": "float32"}
+    return model_fingerprint
 
 
 def bf16_supported() -> bool:
@@ -109,13 +125,13 @@ def bf16_supported() -> bool:
 
 
 def default_precision() -> str:
-    """``$EMBEDDINGS_PRECISION`` if set, else ``fast`` (float32 math, optimised graph)."""
+    """``$EMBEDDINGS_PRECISION`` if set, else ``onnx`` (float32 math on ONNX Runtime)."""
     wanted = os.environ.get(PRECISION_ENV, "").strip().lower()
     if wanted:
         if wanted not in PRECISIONS:
             raise InvalidInputError(f"{PRECISION_ENV}={wanted!r}; choose one of {', '.join(PRECISIONS)}")
         return wanted
-    return "fast"
+    return DEFAULT_PRECISION
 
 
 class ImageEmbedder:
@@ -124,15 +140,21 @@ class ImageEmbedder:
     ``precision`` picks how the network runs:
 
     * ``fp32``: plain eager float32 PyTorch, the exact reference;
-    * ``fast`` (default): the same float32 math in a frozen TorchScript graph (batch norm
-      folded into the convolutions, oneDNN kernels) on channels-last tensors: several times
-      faster on CPU with the same neighbours;
+    * ``fast``: the same float32 math in a frozen TorchScript graph (batch norm folded into
+      the convolutions, oneDNN kernels) on channels-last tensors: several times faster on CPU
+      with the same neighbours;
+    * ``onnx`` (default): the same float32 math exported once to ONNX and run on ONNX Runtime
+      (:mod:`embeddings.image.runtime`; the export is kept in ``<data_dir>/runtime``): faster
+      again, with the same neighbours. A model that cannot be exported falls back to ``fast``
+      when the precision is set: :attr:`precision` then reads ``fast`` (so the fingerprint says
+      what really runs) and :attr:`runtime_fallback` says why;
     * ``bf16``: ``fast`` under bfloat16 autocast: faster again on CPUs with AMX/AVX-512 BF16,
       but it moves neighbours (measured: top-10 agreement about 0.87-0.89), so opt-in only.
 
-    ``fast`` and ``bf16`` need ``embed_batch(batch)`` to be ``self.model(batch)`` (set
-    ``traceable = False`` otherwise, and they fall back to eager). The precision is part of
-    the fingerprint, so an index built one way is never loaded as another.
+    ``fast``, ``onnx`` and ``bf16`` need ``embed_batch(batch)`` to be ``self.model(batch)`` (set
+    ``traceable = False`` otherwise, and they fall back to eager, or ``onnx`` to ``fast``, which
+    falls back to eager). The precision is part of the fingerprint, so an index built one way is
+    never loaded as another.
     """
 
     model_id: str = ""
@@ -148,6 +170,9 @@ class ImageEmbedder:
 
     precision: str = "fp32"
     device: str = "cpu"
+    # Where the ``onnx`` export is kept: None means embeddings.config.data_dir() (the env var).
+    runtime_data_dir: str | os.PathLike | None = None
+    runtime_fallback: str = ""  # why ``onnx`` was asked for but ``fast`` runs ("" otherwise)
 
     def fingerprint(self) -> dict:
         """Everything that changes this model's vectors: id, weights, preprocessing, precision."""
@@ -159,11 +184,36 @@ class ImageEmbedder:
         }
 
     def set_precision(self, precision: str) -> ImageEmbedder:
-        """Switch between ``fp32`` and ``bf16`` inference; returns self."""
+        """Switch inference to one of :data:`PRECISIONS`; returns self.
+
+        ``onnx`` loads (exporting it first if needed) the ONNX Runtime session now, so that a
+        model which cannot be exported is known at once: it then runs ``fast``, ``precision``
+        says ``fast`` and :attr:`runtime_fallback` the reason (also logged as a warning).
+        """
         if precision not in PRECISIONS:
             raise InvalidInputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        self.runtime_fallback = ""
         self.precision = precision
+        if precision == "onnx":
+            self._runtime_session()
         return self
+
+    def _runtime_session(self):
+        """The ONNX Runtime session (loaded once per embedder), or None after a fallback to ``fast``."""
+        session = getattr(self, "_onnx_session", None)
+        if session is not None:
+            return session
+        from .runtime import RuntimeUnavailable, load_session
+
+        try:
+            session = load_session(self, self.runtime_data_dir)
+        except RuntimeUnavailable as exc:
+            self.runtime_fallback = str(exc)
+            self.precision = "fast"
+            log.warning("%s: onnx precision unavailable, running fast instead: %s", self.model_id, exc)
+            return None
+        self._onnx_session = session
+        return session
 
     traceable: bool = True
 
@@ -188,6 +238,10 @@ class ImageEmbedder:
         model = getattr(self, "model", None)
         if self.precision == "fp32" or model is None or not self.traceable:
             return self.embed_batch(batch)
+        if self.precision == "onnx":
+            session = self._runtime_session()
+            if session is not None:
+                return session(batch)
         batch = batch.to(self.device).contiguous(memory_format=torch.channels_last)
         if self.precision == "bf16":
             device_type = "cuda" if str(self.device).startswith("cuda") else "cpu"
@@ -195,26 +249,35 @@ class ImageEmbedder:
                 return model.to(memory_format=torch.channels_last)(batch)
         return self._optimised_module(batch)(batch)
 
+    def prepare_batch(self, images: Sequence[ImageArray] | np.ndarray):
+        """Preprocess one batch of images (thread-safe: the index build calls it from worker
+        threads while the previous batch runs through the network)."""
+        torch = require_torch()
+        with torch.inference_mode():
+            return self.preprocess(images)
+
+    def embed_prepared(self, batch) -> np.ndarray:
+        """(n, dim) unit vectors for one batch from :meth:`prepare_batch`."""
+        torch = require_torch()
+        with torch.inference_mode():
+            feats = to_numpy(self._run(batch)).reshape(len(batch), -1)
+        if feats.shape[1] != self.dim:
+            raise RuntimeError(f"{self.model_id} produced {feats.shape[1]}-d vectors, expected {self.dim}")
+        return normalize(feats)
+
     def embed(
         self, images: Sequence[ImageArray] | np.ndarray, progress: Callable[[int, int], None] | None = None
     ) -> np.ndarray:
         """Embed images in batches under ``torch.inference_mode``; returns (n, dim) unit vectors."""
-        torch = require_torch()
         n = len(images)
         if n == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         chunks = []
-        with torch.inference_mode():
-            for start in range(0, n, self.batch_size):
-                batch = self.preprocess(images[start : start + self.batch_size])
-                feats = to_numpy(self._run(batch))
-                chunks.append(feats.reshape(len(batch), -1))
-                if progress:
-                    progress(min(start + self.batch_size, n), n)
-        vectors = np.concatenate(chunks)
-        if vectors.shape[1] != self.dim:
-            raise RuntimeError(f"{self.model_id} produced {vectors.shape[1]}-d vectors, expected {self.dim}")
-        return normalize(vectors)
+        for start in range(0, n, self.batch_size):
+            chunks.append(self.embed_prepared(self.prepare_batch(images[start : start + self.batch_size])))
+            if progress:
+                progress(min(start + self.batch_size, n), n)
+        return np.concatenate(chunks)
 
 
 def preprocess_from_transforms(transforms) -> Preprocess:

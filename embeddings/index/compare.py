@@ -44,12 +44,13 @@ def base_variants(base_index, base_embedder, data_dir=None, rerank_methods=("non
     """
     from ..adapt.heads import AdaptedImageEmbedder, load_head
     from ..adapt.saved import saved_heads
+    from ..image.base import same_math_fingerprint
     from .service import adapt_index
 
-    want = as_json(base_embedder.fingerprint())
+    want = same_math_fingerprint(as_json(base_embedder.fingerprint()))
     found = [(base_embedder.model_id, base_index, "")]
     for _model_id, folder, info in saved_heads(data_dir):
-        if info.get("base_fingerprint") != want:
+        if same_math_fingerprint(info.get("base_fingerprint") or {}) != want:
             continue
         head = load_head(folder)
         adapted = AdaptedImageEmbedder(base_embedder, head)

@@ -13,6 +13,7 @@ from ui.cached import (
     index_manifest,
     index_or_job,
     index_request,
+    load_image_embedder,
     map_or_job,
     retry_job,
     start_build,
@@ -33,8 +34,7 @@ def _wait_for(job: Job, what: str) -> None:
     def poll() -> None:
         if not job.active:
             st.rerun()
-        elapsed = f" · {job.done:,} / {job.total:,}" if job.total else ""
-        st.progress(job.fraction, text=f"{job.label}{elapsed}")
+        st.progress(job.fraction, text=job.status_text())
         st.caption(f"{what} This runs in the background: other pages keep working meanwhile.")
 
     poll()
@@ -117,6 +117,10 @@ def index_status_line(settings: ImageSettings) -> None:
         f"in {manifest.get('build_seconds', 0):.0f} s, reused from disk.",
         icon=":material/database:",
     )
+    built_as = manifest["key"]["model"].get("precision")
+    if built_as != request.precision:  # the model fell back (index_manifest loaded it to learn so)
+        reason = getattr(load_image_embedder(request.model_id, request.precision), "runtime_fallback", "")
+        st.caption(f"{request.model_id} runs `{built_as}` inference, not `{request.precision}`: {reason}")
 
 
 def neighbour_count(label: str, available: int, key: str, default: int = 10, cap: int = 50) -> int:
