@@ -466,3 +466,27 @@ def test_typed_words_are_shown_as_text_not_markdown(app_env, monkeypatch):
     notes = [c.value for c in at.caption if "appears twice" in c.value]
     assert len(notes) == 5, notes  # every repeated word is named, escaped
     assert_shown_as_text(rendered_markdown(at))
+
+
+def test_upload_names_and_class_folder_names_are_shown_as_text(app_env, monkeypatch, tmp_path):
+    """A file name or class-folder name with Markdown in it (an image link would make the browser
+    fetch the URL) is shown as text on the image page."""
+    classes = ["**bold**", "$x^2$", "<img src=x>", "![i](http:127.0.0.1:9)"]  # no "/" in a folder name
+    folder = make_class_folder(tmp_path / "nasty", classes=classes, per_class=4)
+    monkeypatch.setenv("EMBEDDINGS_FOLDERS", str(folder))
+    monkeypatch.setenv("EMBEDDINGS_COLLECTION", str(folder))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page("pages/images.py").run()
+    wait_for_jobs(at, TIMEOUT)
+    assert not at.exception, [e.value for e in at.exception]
+    at.session_state["image_query"] = ("id", 0)  # a click on the first image: its class in the captions
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    buf = io.BytesIO()
+    Image.fromarray(rgb(16, 16)).save(buf, format="PNG")
+    name = "![i](http://127.0.0.1:9/i.png) **me**.png"
+    at.file_uploader(key="image_upload").set_value((name, buf.getvalue(), "image/png")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    captions = [img.caption for el in at.get("image") for img in el.proto.imgs if img.caption]
+    assert any("me" in c for c in captions), captions  # the upload's caption is there ...
+    assert_shown_as_text(rendered_markdown(at) + captions)  # ... and nothing in it, or elsewhere, is live
