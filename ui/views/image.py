@@ -28,14 +28,26 @@ from ui.settings import ImageSettings, IndexRequest
 THUMB = 128
 
 
+def _current_index_key() -> str | None:
+    """The job key of the index the sidebar asks for now (None when it cannot be worked out)."""
+    try:
+        return index_request(current_image_settings()).job_key
+    except EmbeddingsError:
+        return None
+
+
 def _wait_for(job: Job, what: str) -> None:
     """Show a job's progress with a Cancel button, refreshing every second; rerun the page when
-    it ends. A queued job says what it waits behind."""
+    it ends. A queued job says what it waits behind. An index build's bar is only drawn while it
+    is the index of the sidebar's current request: after a switch of collection or split the
+    page reruns and shows the new request's job instead."""
 
     @st.fragment(run_every=1.0)
     def poll() -> None:
         if not job.active:
             st.rerun()
+        if job.key.startswith("index:") and _current_index_key() not in (None, job.key):
+            st.rerun()  # the sidebar now asks for another collection or split
         bar, button = st.columns([6, 1], vertical_alignment="bottom")
         if job.state == "queued":
             ahead = jobs_ahead(job)
