@@ -54,7 +54,7 @@ class ModelSpec:
     needs_key: bool = False  # an OpenAI model: needs OPENAI_API_KEY and the network
     max_chars: int | None = None  # inputs are trimmed to this many characters
     joint_text_model: str | None = None  # a text model embedding into this image model's space
-    status: str | None = None
+    status: str | Callable[..., Any] | None = None
     parts: tuple[str, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 

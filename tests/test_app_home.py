@@ -85,3 +85,75 @@ def test_unknown_env_model_falls_back(app_env, monkeypatch):
     assert not at.exception
     assert any("no-such-model" in w.value for w in at.sidebar.warning)
     assert at.session_state["text_model"] == "local"  # no key: the offline default
+
+
+# ---------------------------------------------------------------------------- image jobs on Home
+
+import threading  # noqa: E402
+
+from embeddings.models.baselines import PixelImageEmbedder  # noqa: E402
+from tests.conftest import wait_for_jobs  # noqa: E402
+
+
+def test_home_with_an_unavailable_model_says_why_and_starts_no_job(app_env, add_model, monkeypatch):
+    from ui.cached import job_runner
+
+    built = []
+
+    class Missing(PixelImageEmbedder):
+        model_id = "test-missing"
+
+        def __init__(self):
+            built.append(1)
+            super().__init__()
+
+    add_model("test-missing", Missing, kind="image", status=lambda **_: (False, "weights not downloaded"))
+    monkeypatch.setenv("EMBEDDINGS_IMAGE_MODEL", "test-missing")
+    at = run_app()
+    for _ in range(3):  # every rerun asks again: still nothing starts
+        at.run()
+    assert not at.exception, at.exception
+    text = all_text(at)
+    assert "**test-missing** can't be used on this machine yet" in text
+    assert "efficientnet_lite0" in text and "Download" in text  # what to do
+    assert "weights not downloaded" in text  # the reason, in Details
+    assert not at.get("progress"), "no build is started for a model that cannot load"
+    assert built == [], "the model was never loaded"
+    assert all("test-missing" not in key for key in job_runner()._jobs)
+
+
+def test_a_job_is_cancelled_from_the_page_and_started_again(app_env, add_model, monkeypatch):
+    entered, release = threading.Event(), threading.Event()
+
+    class Slow(PixelImageEmbedder):
+        model_id = "test-slow"
+
+        def embed_batch(self, batch):
+            entered.set()
+            assert release.wait(60)
+            return super().embed_batch(batch)
+
+    add_model("test-slow", Slow, kind="image")
+    monkeypatch.setenv("EMBEDDINGS_IMAGE_MODEL", "test-slow")
+    try:
+        at = run_app()
+        assert not at.exception, at.exception
+        assert at.get("progress"), "the build shows its bar"
+        assert entered.wait(60), "the build is running"
+        cancel = [b for b in at.button if str(b.key).startswith("cancel:index:")]
+        assert len(cancel) == 1 and cancel[0].label == "Cancel"
+        cancel[0].click().run()
+    finally:
+        release.set()  # the worker goes on to its next progress report, which stops it
+    wait_for_jobs(at, TIMEOUT)
+    assert not at.exception, at.exception
+    assert not at.get("progress")
+    text = all_text(at)
+    assert "Building the index was cancelled" in text
+    again = at.button(key="home_retry")
+    assert again.label == "Start again"
+    entered.clear()
+    again.click().run()
+    wait_for_jobs(at, TIMEOUT)
+    assert not at.exception, at.exception
+    assert "Index: 2,000 images" in all_text(at)

@@ -15,7 +15,7 @@ TIMEOUT = 90
 
 
 def text_of(at: AppTest) -> str:
-    kinds = ("markdown", "caption", "info", "success", "warning", "error", "title", "subheader")
+    kinds = ("markdown", "caption", "info", "success", "warning", "error", "title", "subheader", "code")
     return "\n".join(str(el.value) for kind in kinds for el in at.get(kind))
 
 
@@ -275,7 +275,7 @@ def test_clip_without_weights_is_explained_and_download_fails_cleanly(app_env, m
     at.button(key="download_model").click().run()
     wait_for_jobs(at, TIMEOUT)
     assert not at.exception, at.exception
-    assert "could not be opened" in text_of(at) and "offline: test" in text_of(at)
+    assert "could not be loaded" in text_of(at) and "offline: test" in text_of(at)
 
 
 def test_clicks_do_not_wait_for_a_forced_full_garbage_collection():

@@ -32,7 +32,7 @@ import numpy as np
 import streamlit as st
 from streamlit.logger import get_logger
 
-from embeddings.errors import CorruptIndexError, IndexNotBuiltError, StaleIndexError
+from embeddings.errors import CorruptIndexError, IndexNotBuiltError, ModelUnavailableError, StaleIndexError
 from embeddings.registry import get_text_embedder
 from embeddings.text.base import TextEmbedder
 from ui.jobs import Job, JobRunner
@@ -227,13 +227,16 @@ def load_index(request: IndexRequest):
     return index
 
 
-def index_or_job(request: IndexRequest):
-    """Return the loaded index, or the background job building it (started if needed)."""
+def index_or_job(request: IndexRequest, download: bool = False):
+    """Return the loaded index, or the background job building it (started if needed).
+
+    A failed or cancelled job is returned as it is (shown once; the user may press Try again).
+    A model that cannot load raises ``ModelUnavailableError`` and starts nothing (see
+    :func:`start_build`; ``download=True`` when the user asked to download its weights).
+    """
     job = job_runner().get(request.job_key)
-    if job is not None and job.active:
+    if job is not None and (job.active or job.stopped):
         return job
-    if job is not None and job.state == "failed":
-        return job  # shown to the user; they may retry
     try:
         return load_index(request)
     except IndexNotBuiltError:
@@ -244,16 +247,41 @@ def index_or_job(request: IndexRequest):
     except CorruptIndexError as exc:  # the reason (with its path) goes to the log, not the page
         log.warning("rebuilding a damaged index: %s", exc)
         note = DAMAGED
-    return start_build(request, note)
+    return start_build(request, note, download=download)
 
 
-def start_build(request: IndexRequest, note: str = "") -> Job:
+@st.cache_data(ttl=60, show_spinner=False)
+def model_unavailable_reason(model_id: str, data_dir: str) -> str:
+    """Why ``model_id`` cannot load on this machine now ("" when it can): its light status check,
+    no download (``embeddings.registry.model_status``)."""
+    from embeddings.registry import model_status
+
+    usable, reason = model_status(model_id, download=False, data_dir=data_dir)
+    return "" if usable else (reason or "its weights are not on this machine")
+
+
+def check_model_usable(model_id: str, data_dir: str) -> None:
+    """Raise ``ModelUnavailableError`` (the reason) when ``model_id`` cannot load without a download."""
+    reason = model_unavailable_reason(model_id, data_dir)
+    if reason:
+        raise ModelUnavailableError(reason)
+
+
+def start_build(request: IndexRequest, note: str = "", download: bool = False) -> Job:
     """Start (or join) the background build of an index; the model loads in the worker thread.
 
     A saved projection head's index is derived from its base model's index
     (:func:`embeddings.index.service.get_or_build_index`) instead of embedding every image again.
     ``note`` says why it is rebuilt (e.g. "the saved index is damaged"); the progress bar shows it.
+    A model whose weights are not here starts no job: ``ModelUnavailableError`` says why, unless
+    ``download`` (the user pressed Download: the build fetches them, or fails once).
+    A failed or cancelled build is returned as it is until :func:`retry_job`.
     """
+    job = job_runner().get(request.job_key)
+    if job is not None and (job.active or job.stopped):
+        return job
+    if not download:
+        check_model_usable(request.model_id, request.data_dir)
 
     def build(progress):
         from embeddings.index.service import get_or_build_index
@@ -296,8 +324,18 @@ def index_manifest(request: IndexRequest) -> tuple[dict | None, str]:
 
 
 def retry_job(job: Job) -> None:
-    """Forget a failed job so the next run starts it again."""
-    job_runner().forget(job.key)
+    """Forget a failed or cancelled job so the next run starts it again (the "Try again" button)."""
+    job_runner().retry(job.key)
+
+
+def cancel_job(job: Job) -> None:
+    """Cancel a queued or running job (the "Cancel" button beside its bar)."""
+    job_runner().cancel(job.key)
+
+
+def jobs_ahead(job: Job) -> list[Job]:
+    """The jobs that run before ``job`` (it is queued behind them)."""
+    return job_runner().ahead_of(job)
 
 
 def map_or_job(index, method: str, perplexity: float, seed: int):
@@ -308,10 +346,12 @@ def map_or_job(index, method: str, perplexity: float, seed: int):
     if layout is not None:
         return layout
     key = f"map:{index.path}:{method}:{perplexity}:{seed}"
+    name = "t-SNE" if method == "tsne" else method.upper()
     return job_runner().submit(
         key,
-        f"Laying out {index.count:,} images with {method.upper()}",
+        f"Laying out the map of {index.count:,} images ({name})",
         lambda progress: index_map(index, method, perplexity, seed, progress=progress),
+        unit="step",
     )
 
 

@@ -2,18 +2,29 @@
 
 A build runs in a worker thread, so the page that started it, and every other page, stays
 responsive; pages poll :meth:`Job.snapshot` to draw a progress bar. Jobs are keyed, so two
-sessions asking for the same index share one build.
+sessions asking for the same index share one build. One worker runs them in the order they
+were asked for; a queued job knows what it waits behind (:meth:`JobRunner.ahead_of`).
+
+A job can be cancelled (:meth:`JobRunner.cancel`): a queued one never starts, a running one
+stops at its next progress report (its progress callback raises ``WorkCancelledError``).
+A failed or cancelled job stays as it is, shown once with its reason, and is not started again
+for the same key until :meth:`JobRunner.retry` (the page's "Try again"); a job for other
+inputs has another key. A failed job logs one line.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+
+from embeddings.errors import EmbeddingsError, WorkCancelledError
+
+log = logging.getLogger("streamlit.ui.jobs")  # under Streamlit's logger: its lines reach the server log
 
 
 @dataclass
@@ -22,18 +33,23 @@ class Job:
 
     key: str
     label: str
+    unit: str = "img"  # "img": items with a rate (img/s); "step": numbered steps (a map's iterations)
     done: int = 0
     total: int = 0
-    state: str = "queued"  # queued, running, finished, failed
+    state: str = "queued"  # queued, running, finished, failed, cancelled
     result: Any = None
     error: BaseException | None = None
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
     first_report: tuple[float, int] | None = None  # (time, done) of the first progress report
     last_report: tuple[float, int] | None = None
+    cancel_requested: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def progress(self, done: int, total: int) -> None:
-        """Progress callback handed to the package functions."""
+        """Progress callback handed to the package functions; raises ``WorkCancelledError`` once
+        the job was cancelled, so the work stops here (the package cleans up what it wrote)."""
+        if self.cancel_requested.is_set():
+            raise WorkCancelledError(f"{self.label}: cancelled")
         self.done, self.total = int(done), int(total)
         now = (time.monotonic(), self.done)
         if self.first_report is None:
@@ -55,12 +71,17 @@ class Job:
         return max(0.0, (self.total - self.done) / rate) if rate and self.total else None
 
     def status_text(self) -> str:
-        """``label · done / total · N img/s · about M min left`` (the parts known so far)."""
+        """``label · done / total · N img/s · about M min left`` (the parts known so far); a
+        ``step`` job reads ``label, step N of M · about K s left``."""
         parts = [self.label]
-        if self.total:
-            parts.append(f"{self.done:,} / {self.total:,}")
-        if self.rate:
-            parts.append(f"{self.rate:,.0f} img/s")
+        if self.unit == "step":
+            if self.total:
+                parts = [f"{self.label}, step {self.done:,} of {self.total:,}"]
+        else:
+            if self.total:
+                parts.append(f"{self.done:,} / {self.total:,}")
+            if self.rate:
+                parts.append(f"{self.rate:,.0f} img/s")
         left = self.seconds_left
         if left is not None and self.done < self.total:
             parts.append(f"about {left / 60:.0f} min left" if left >= 90 else f"about {left:.0f} s left")
@@ -74,6 +95,11 @@ class Job:
     def active(self) -> bool:
         return self.state in ("queued", "running")
 
+    @property
+    def stopped(self) -> bool:
+        """Failed or cancelled: shown to the user, not started again until retried."""
+        return self.state in ("failed", "cancelled")
+
 
 class JobRunner:
     """Runs keyed jobs on a small thread pool; at most one job per key at a time."""
@@ -81,40 +107,87 @@ class JobRunner:
     def __init__(self, workers: int = 1):
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embeddings-job")
         self._jobs: dict[str, Job] = {}
+        self._order: list[Job] = []  # active jobs in the order they were submitted
         self._lock = threading.Lock()
 
     def get(self, key: str) -> Job | None:
-        """The latest job for ``key`` (running, finished or failed), if any."""
+        """The latest job for ``key`` (running, finished, failed or cancelled), if any."""
         with self._lock:
             return self._jobs.get(key)
 
-    def submit(self, key: str, label: str, fn: Callable[[Callable[[int, int], None]], Any]) -> Job:
-        """Start ``fn(progress)`` unless a job for ``key`` is already queued or running."""
+    def submit(
+        self, key: str, label: str, fn: Callable[[Callable[[int, int], None]], Any], unit: str = "img"
+    ) -> Job:
+        """Start ``fn(progress)`` unless a job for ``key`` is queued or running, or failed or
+        was cancelled (that one is returned as it is until :meth:`retry`)."""
         with self._lock:
             job = self._jobs.get(key)
-            if job is not None and job.active:
+            if job is not None and (job.active or job.stopped):
                 return job
-            job = Job(key=key, label=label)
+            job = Job(key=key, label=label, unit=unit)
             self._jobs[key] = job
+            self._order.append(job)
         self._pool.submit(self._run, job, fn)
         return job
 
+    def ahead_of(self, job: Job) -> list[Job]:
+        """The active jobs that run before ``job`` (the running one first)."""
+        with self._lock:
+            if job not in self._order:
+                return []
+            ahead = self._order[: self._order.index(job)]
+        return [j for j in ahead if j.active]
+
+    def cancel(self, key: str) -> Job | None:
+        """Cancel the job for ``key``: a queued one is dropped, a running one stops at its next
+        progress report. Returns the job (None when there is none, or it already ended)."""
+        with self._lock:
+            job = self._jobs.get(key)
+            if job is None or not job.active:
+                return None
+            job.cancel_requested.set()
+            if job.state == "queued":
+                self._finish(job, "cancelled")
+        return job
+
+    def retry(self, key: str) -> None:
+        """Forget a failed, cancelled or finished job so the next submit starts it again."""
+        self.forget(key)
+
     def forget(self, key: str) -> None:
-        """Drop a finished or failed job so a later submit starts afresh."""
+        """Drop a finished, failed or cancelled job so a later submit starts afresh."""
         with self._lock:
             job = self._jobs.get(key)
             if job is not None and not job.active:
                 del self._jobs[key]
 
-    @staticmethod
-    def _run(job: Job, fn) -> None:
-        job.state = "running"
+    def _finish(self, job: Job, state: str) -> None:  # called with the lock held
+        job.state = state
+        job.finished = time.monotonic()
+        if job in self._order:
+            self._order.remove(job)
+
+    def _run(self, job: Job, fn) -> None:
+        with self._lock:
+            if job.state != "queued":  # cancelled while it waited
+                return
+            job.state = "running"
+        state = "failed"
         try:
             job.result = fn(job.progress)
-            job.state = "finished"
-        except BaseException as exc:  # reported to the page, never lost
+            state = "finished"
+        except WorkCancelledError as exc:
             job.error = exc
-            job.state = "failed"
-            traceback.print_exc()
+            state = "cancelled"
+            log.info("%s: cancelled", job.label)
+        except BaseException as exc:  # reported to the page, never lost; logged once
+            job.error = exc
+            if isinstance(exc, (EmbeddingsError, OSError)):
+                log.warning("%s failed: %s: %s", job.label, type(exc).__name__, exc)
+            else:  # a bug: its traceback, once (the job is not retried by itself)
+                log.error("%s failed: %s: %s", job.label, type(exc).__name__, exc, exc_info=exc)
         finally:
-            job.finished = time.monotonic()
+            with self._lock:
+                if job.cancel_requested.is_set() and state == "failed":
+                    state = "cancelled"
+                self._finish(job, state)

@@ -111,15 +111,21 @@ def fast_tsne(
     total = early + late
 
     class Report(Callback):
-        def __init__(self, offset: int):
-            self.offset = offset
+        """One monotonic 0..total count over both phases: openTSNE numbers each phase's
+        iterations from the start again (25..250, then 25..250)."""
+
+        def __init__(self):
+            self.offset, self.last = 0, 0
 
         def __call__(self, iteration, error, embedding):
+            if iteration <= self.last and self.offset == 0:  # the second (normal) phase began
+                self.offset = early
+            self.last = iteration
             if progress:
                 progress(min(total, self.offset + iteration), total)
             return False
 
-    callbacks = [Report(0)] if progress else None
+    callbacks = [Report()] if progress else None
     tsne = TSNE(
         n_components=2,
         perplexity=perplexity,

@@ -5,20 +5,21 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from embeddings.errors import EmbeddingsError, explain_os_error
+from embeddings.errors import EmbeddingsError, ModelUnavailableError, explain_os_error
 from embeddings.image.display import class_mark, class_name, framed, kept_on_map, precision_of, valid_image_id
 from embeddings.text.wordlists import escape_markdown
 from ui.cached import (
+    cancel_job,
     current_image_settings,
     index_manifest,
     index_or_job,
     index_request,
+    jobs_ahead,
     load_image_embedder,
     map_or_job,
     retry_job,
     start_build,
     thumbnails,
-    unavailable_image_models,
 )
 from ui.charts.image import clicked_id, image_map_figure
 from ui.jobs import Job
@@ -27,60 +28,116 @@ from ui.settings import ImageSettings, IndexRequest
 THUMB = 128
 
 
+def _current_index_key() -> str | None:
+    """The job key of the index the sidebar asks for now (None when it cannot be worked out)."""
+    try:
+        return index_request(current_image_settings()).job_key
+    except EmbeddingsError:
+        return None
+
+
 def _wait_for(job: Job, what: str) -> None:
-    """Show a job's progress, refreshing every second; rerun the page when it ends."""
+    """Show a job's progress with a Cancel button, refreshing every second; rerun the page when
+    it ends. A queued job says what it waits behind. An index build's bar is only drawn while it
+    is the index of the sidebar's current request: after a switch of collection or split the
+    page reruns and shows the new request's job instead."""
 
     @st.fragment(run_every=1.0)
     def poll() -> None:
         if not job.active:
             st.rerun()
-        st.progress(job.fraction, text=job.status_text())
-        st.caption(f"{what} This runs in the background: other pages keep working meanwhile.")
+        if job.key.startswith("index:") and _current_index_key() not in (None, job.key):
+            st.rerun()  # the sidebar now asks for another collection or split
+        bar, button = st.columns([6, 1], vertical_alignment="bottom")
+        if job.state == "queued":
+            ahead = jobs_ahead(job)
+            bar.progress(0.0, text=f"{job.label} · queued")
+            if ahead:
+                more = f" and {len(ahead) - 1} more" if len(ahead) > 1 else ""
+                st.caption(f"Queued behind: {ahead[0].label}{more}… It starts when that is done.")
+            else:
+                st.caption("Starting…")
+        else:
+            bar.progress(job.fraction, text=job.status_text())
+            st.caption(f"{what} This runs in the background: other pages keep working meanwhile.")
+        button.button("Cancel", key=f"cancel:{job.key}", on_click=cancel_job, args=(job,))
 
     poll()
 
 
 def show_job_failure(what: str, job: Job, key: str | None = None) -> None:
     """A failed job: what happened and what to do (a full disk says so), the raw error in "Details"
-    (paths and errno text stay out of the message), and a "Try again" button."""
+    (paths and errno text stay out of the message), and a "Try again" button. A cancelled job
+    says so, with a button to start it again. Shown until the user presses it: never retried by itself."""
     exc = job.error
+    if job.state == "cancelled":
+        st.info(f"{what} was cancelled. Nothing half-done was kept.", icon=":material/cancel:")
+        st.button("Start again", on_click=retry_job, args=(job,), key=key)
+        return
     if isinstance(exc, OSError):
         happened, todo = explain_os_error(exc)
         st.error(f"{what} failed: {happened}. {todo[0].upper()}{todo[1:]}, then press Try again.")
         with st.expander("Details"):
             st.code(f"{type(exc).__name__}: {exc}", language=None)
+    elif isinstance(exc, ModelUnavailableError):
+        st.error(
+            f"{what} failed: the image model could not be loaded. Choose another image model in the "
+            "sidebar (`efficientnet_lite0` works offline), or connect and press Try again."
+        )
+        with st.expander("Details"):
+            st.code(str(exc), language=None)
     else:
         st.error(f"{what} failed: {exc}")
     st.button("Try again", on_click=retry_job, args=(job,), key=key)
 
 
+def show_model_unavailable(model_id: str, reason: str, key: str = "download_model") -> None:
+    """A model whose weights are not here: what happened and what to do, the reason (paths, URLs)
+    in "Details", and a button that downloads them (the build fetches them, or fails once)."""
+    st.warning(
+        f"**{model_id}** can't be used on this machine yet: its weights are not here, and no index is "
+        "built with it. Choose another image model in the sidebar (`efficientnet_lite0` works offline), "
+        "or connect to the internet and press Download (about 600 MB for CLIP, 45 MB for ResNet18).",
+        icon=":material/cloud_off:",
+    )
+    with st.expander("Details"):
+        st.code(reason, language=None)
+    st.button(
+        "Download the weights and build the index",
+        key=key,
+        on_click=st.session_state.__setitem__,
+        args=(f"download_ok:{model_id}", True),
+    )
+
+
+def show_download_failed(model_id: str, reason: str) -> None:
+    """The user pressed Download and the weights still cannot be had: say so once, what to do."""
+    st.error(
+        f"**{model_id}** could not be loaded: its weights could not be downloaded. Choose another image "
+        "model in the sidebar (`efficientnet_lite0` works offline), or connect to the internet and reload."
+    )
+    with st.expander("Details"):
+        st.code(reason, language=None)
+
+
 def require_index(settings: ImageSettings | None = None):
     """Return the loaded index for the sidebar settings, or show build progress/errors and stop."""
     settings = settings or current_image_settings()
-    missing = unavailable_image_models().get(settings.model_id)
-    if missing and not st.session_state.get(f"download_ok:{settings.model_id}"):
-        st.warning(
-            f"**{settings.model_id}** can't be used on this machine yet: its weights are not here. "
-            "They are downloaded once (about 600 MB for CLIP) when you are online; offline, pick another "
-            "image model in the sidebar.",
-            icon=":material/cloud_off:",
-        )
-        st.caption(f"Details: {missing}")
-        st.button(
-            "Download the weights and build the index",
-            key="download_model",
-            on_click=st.session_state.__setitem__,
-            args=(f"download_ok:{settings.model_id}", True),
-        )
-        st.stop()
+    download = bool(st.session_state.get(f"download_ok:{settings.model_id}"))
     try:
-        result = index_or_job(index_request(settings))
+        result = index_or_job(index_request(settings), download=download)
+    except ModelUnavailableError as exc:
+        if download:
+            show_download_failed(settings.model_id, str(exc))
+        else:
+            show_model_unavailable(settings.model_id, str(exc))
+        st.stop()
     except EmbeddingsError as exc:
         st.error(f"The image collection or model could not be opened: {exc}")
         st.stop()
     if not isinstance(result, Job):
         return result
-    if result.state == "failed":
+    if result.stopped:
         show_job_failure("Building the index", result)
         st.stop()
     _wait_for(
@@ -94,17 +151,25 @@ def index_status_line(settings: ImageSettings) -> None:
     """Home-page status: the index's size and build date, or its build progress (never blocks).
 
     It reads the index manifest only; a missing index starts building in the background, so
-    switching collection or model in the sidebar builds it while every page stays usable.
+    switching collection or model in the sidebar builds it while every page stays usable. A model
+    that cannot load starts nothing and says why; a failed or cancelled build is shown, not retried.
     """
+    download = bool(st.session_state.get(f"download_ok:{settings.model_id}"))
     try:
         request = index_request(settings)
         manifest, note = index_manifest(request)
-        job = None if manifest else start_build(request, note)
+        job = None if manifest else start_build(request, note, download=download)
+    except ModelUnavailableError as exc:
+        if download:
+            show_download_failed(settings.model_id, str(exc))
+        else:
+            show_model_unavailable(settings.model_id, str(exc), key="home_download")
+        return
     except EmbeddingsError as exc:
         st.error(f"The image collection or model could not be opened: {exc}")
         return
     if job is not None:
-        if job.state == "failed":
+        if job.stopped:
             show_job_failure("Building the index", job, key="home_retry")
         elif job.active:
             _wait_for(job, "The index is built once and saved to disk.")
@@ -201,7 +266,7 @@ def _image_map_layout(index, settings: ImageSettings) -> np.ndarray | None:
         st.error(str(exc))
         return None
     if isinstance(layout, Job):
-        if layout.state == "failed":
+        if layout.stopped:
             show_job_failure("Computing the map", layout, key="retry_map")
             return None
         _wait_for(layout, "The layout is computed once per index and saved to disk.")
