@@ -120,6 +120,7 @@ def no_network_model(monkeypatch):
         raise AssertionError("the network model was loaded")
 
     monkeypatch.setattr(efficientnet, "_load_lite0", refuse)
+    monkeypatch.setattr(efficientnet, "device", refuse)  # finding the device imports torch
     monkeypatch.setattr(runtime, "load_session", refuse)
     monkeypatch.setattr(runtime, "export_onnx", refuse)
 

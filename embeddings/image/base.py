@@ -191,7 +191,7 @@ class ImageEmbedder:
         model which cannot be exported is known at once: it then runs ``fast``, ``precision``
         says ``fast`` and :attr:`runtime_fallback` the reason (also logged as a warning).
         ``lazy=True`` (the app) makes only the checks that need no network (onnxruntime and onnx
-        installed, a traceable model on the CPU) and loads the session on the first embed, so a
+        installed, a traceable model; on the CPU, unless the model loads lazily) and loads the session on the first embed, so a
         stored index is searched without loading the model; an export that fails then still
         falls back to ``fast`` (and the fingerprint says so from then on).
         """
@@ -207,10 +207,13 @@ class ImageEmbedder:
         """Whether the ``onnx`` session may wait for the first embed (the cheap checks pass)."""
         import importlib.util
 
-        if not getattr(self, "traceable", True) or str(getattr(self, "device", "cpu")) != "cpu":
+        if not getattr(self, "traceable", True):
             return False
-        if not self.lazy_model and getattr(self, "model", None) is None:
-            return False
+        if not self.lazy_model:  # a loaded model: its module and device are known at no cost
+            if getattr(self, "model", None) is None or str(getattr(self, "device", "cpu")) != "cpu":
+                return False
+        # A lazy model's device is found with torch on the first embed; not on the CPU, it then
+        # falls back to ``fast`` as an unexportable model does.
         return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
 
     def _runtime_session(self):

@@ -97,7 +97,7 @@ class EfficientNetLite0Embedder(TorchImageEmbedder):
     lazy_model = True
 
     def __init__(self, weights: str | None = "package"):
-        self.device = device()
+        self._device = None
         self.preprocess = LITE0_PREPROCESS
         self._model = None
         self._weights_file = None
@@ -122,6 +122,17 @@ class EfficientNetLite0Embedder(TorchImageEmbedder):
     @model.setter
     def model(self, module) -> None:
         self._model = module
+
+    @property
+    def device(self) -> str:
+        """Where the network runs, found on first use (it imports torch, 1.3 s here)."""
+        if self._device is None:
+            self._device = device()
+        return self._device
+
+    @device.setter
+    def device(self, value) -> None:
+        self._device = value
 
 
 def lite0_status(download: bool = False, data_dir=None) -> tuple[bool, str]:
