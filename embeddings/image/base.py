@@ -191,9 +191,10 @@ class ImageEmbedder:
         model which cannot be exported is known at once: it then runs ``fast``, ``precision``
         says ``fast`` and :attr:`runtime_fallback` the reason (also logged as a warning).
         ``lazy=True`` (the app) makes only the checks that need no network (onnxruntime and onnx
-        installed, a traceable model; on the CPU, unless the model loads lazily) and loads the session on the first embed, so a
-        stored index is searched without loading the model; an export that fails then still
-        falls back to ``fast`` (and the fingerprint says so from then on).
+        installed, a traceable model; on the CPU, unless the model loads lazily) and loads the
+        session on the first embed, so a stored index is searched without loading the model; an
+        export that fails then still falls back to ``fast`` (and the fingerprint says so from
+        then on).
         """
         if precision not in PRECISIONS:
             raise InvalidInputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")

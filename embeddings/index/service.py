@@ -9,12 +9,16 @@ the embedder by model id and precision.
 
 from __future__ import annotations
 
+import logging
+
 from ..adapt.heads import AdaptedImageEmbedder
 from ..config import data_dir as resolve_data_dir
 from ..core.fingerprint import as_json
 from ..errors import CorruptIndexError, IndexNotBuiltError, InvalidInputError, StaleIndexError
 from .shipped import install_shipped_index
 from .store import ImageIndex, IndexStatus, Progress, load_index, load_or_build, write_index
+
+log = logging.getLogger(__name__)
 
 SHIPPED_REASON = "written from the vectors shipped with the package"
 
@@ -60,11 +64,14 @@ def _plain_index(collection, embedder, data_dir, progress) -> tuple[ImageIndex, 
     (:mod:`embeddings.index.shipped`), else embedded and built."""
     try:
         return load_index(collection, embedder, data_dir), IndexStatus("loaded")
-    except (IndexNotBuiltError, StaleIndexError, CorruptIndexError):
-        pass
+    except IndexNotBuiltError:
+        action = "built"
+    except (StaleIndexError, CorruptIndexError) as exc:
+        action = "rebuilt"
+        log.warning("replacing index: %s", exc)
     index = install_shipped_index(collection, embedder, data_dir)
     if index is not None:
-        return index, IndexStatus("built", SHIPPED_REASON)
+        return index, IndexStatus(action, SHIPPED_REASON)
     return load_or_build(collection, embedder, data_dir, progress)
 
 
