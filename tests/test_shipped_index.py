@@ -101,12 +101,13 @@ def test_no_shipped_file_is_a_normal_build(tmp_path, shipped_dir, colour_collect
 # The real shipped file of the bundled sample.
 
 
-def sample_and_default_embedder(data_dir, lazy: bool):
+def sample_and_default_embedder(data_dir, lazy: bool, precision: str | None = None):
     from embeddings.image.base import DEFAULT_PRECISION
     from embeddings.image.collections import open_collection
     from embeddings.registry import get_image_embedder
 
-    embedder = get_image_embedder("efficientnet_lite0", data_dir).set_precision(DEFAULT_PRECISION, lazy=lazy)
+    embedder = get_image_embedder("efficientnet_lite0", data_dir)
+    embedder.set_precision(precision or DEFAULT_PRECISION, lazy=lazy)
     return open_collection("sample", download=False), embedder
 
 
@@ -148,12 +149,29 @@ def test_the_shipped_sample_index_is_for_todays_key_and_installs_without_the_net
     assert params[0] == "tsne" and layout.shape == (2000, 2)
 
 
-def test_the_shipped_sample_vectors_match_a_fresh_computation(tmp_path):
-    collection, embedder = sample_and_default_embedder(tmp_path, lazy=False)  # exports and loads it now
-    assert embedder.precision == "onnx", embedder.runtime_fallback
+@pytest.mark.parametrize("precision", ["onnx", "fast"])  # the default; the bundled head's base
+def test_the_shipped_sample_vectors_match_a_fresh_computation(tmp_path, precision):
+    collection, embedder = sample_and_default_embedder(tmp_path, lazy=False, precision=precision)
+    assert embedder.precision == precision, embedder.runtime_fallback
     found = shipped.shipped_index_for(collection, embedder)
     assert found is not None and found.key == index_key(collection, embedder)
     vectors, _, _ = found.arrays()
     rows = np.random.default_rng(0).choice(len(collection), 32, replace=False)
     fresh = embedder.embed(collection.get_images(rows))
     assert np.sum(fresh * vectors[rows], axis=1).min() >= 0.9999
+
+
+def test_the_bundled_heads_index_derives_from_the_shipped_fast_base_without_the_network(
+    tmp_path, no_network_model, monkeypatch
+):
+    from embeddings.image.collections import open_collection
+    from embeddings.models import efficientnet
+    from embeddings.registry import get_image_embedder
+
+    monkeypatch.setattr(efficientnet, "device", lambda: "cpu")  # the adapted embedder asks; no weights load
+    head = get_image_embedder("efficientnet_lite0-logreg-d5e90d43", tmp_path)
+    assert head.base.precision == "fast"  # the head records its base precision
+    no_embedding(monkeypatch, head.base)
+    index, status = get_or_build_index(open_collection("sample", download=False), head, tmp_path / "data")
+    assert status.reason == "head applied to the base index" and index.count == 2000
+    assert "derived_from" in index.manifest
