@@ -55,5 +55,6 @@ done
 
 echo "## app cold start and clicks (built index)"
 run $PY benchmarks/bench_app.py
+run $PY benchmarks/bench_first_use.py
 run $PY benchmarks/bench_rerun.py
 run $PY benchmarks/bench_clicks.py --baseline e10e9f3 --clicks 40

@@ -173,3 +173,18 @@ def test_bench_images_reports_a_fallback_under_what_ran(data_dir):
     report = bench_images("pixels", list(_images(24)), batch_size=8)
     assert report.default == "fast" and list(report.modes) == ["fast", "bf16"]
     assert report.lines()[-1].startswith("speedup=")
+
+
+def test_lazy_onnx_exports_on_the_first_embed_not_before(data_dir, count_exports):
+    emb = TinyConvEmbedder().set_precision("onnx", lazy=True)
+    assert emb.precision == "onnx" and count_exports == [] and _exports(data_dir) == []
+    eager = TinyConvEmbedder().set_precision("fp32")
+    assert emb.fingerprint() == {**eager.fingerprint(), "precision": "onnx"}
+    np.testing.assert_allclose(emb.embed(_images(3)), eager.embed(_images(3)), atol=1e-5)
+    assert len(count_exports) == 1 and emb.precision == "onnx"
+
+
+@pytest.mark.parametrize("make", [PixelImageEmbedder, UntraceableEmbedder])
+def test_lazy_onnx_still_falls_back_at_once_when_the_cheap_checks_fail(data_dir, make):
+    emb = make().set_precision("onnx", lazy=True)
+    assert emb.precision == "fast" and emb.runtime_fallback

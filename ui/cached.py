@@ -178,7 +178,8 @@ def load_image_embedder(model_id: str, precision: str):
     """The image embedder for ``model_id`` at ``precision`` (one copy per process; logged)."""
     from embeddings.registry import get_image_embedder
 
-    embedder = get_image_embedder(model_id).set_precision(precision)
+    # lazy: the network (and its ONNX session) loads on the first embed, not to open a stored index
+    embedder = get_image_embedder(model_id).set_precision(precision, lazy=True)
     fallback = getattr(embedder, "runtime_fallback", "")
     if fallback:
         log.info(

@@ -298,8 +298,8 @@ class AdaptedImageEmbedder(ImageEmbedder):
             "head": {"method": self.head.method, "fingerprint": self.head.fingerprint, "dim": self.dim},
         }
 
-    def set_precision(self, precision: str) -> AdaptedImageEmbedder:
-        self.base.set_precision(precision)
+    def set_precision(self, precision: str, lazy: bool = False) -> AdaptedImageEmbedder:
+        self.base.set_precision(precision, lazy=lazy)
         self.precision = self.base.precision
         return self
 

@@ -173,6 +173,7 @@ class ImageEmbedder:
     # Where the ``onnx`` export is kept: None means embeddings.config.data_dir() (the env var).
     runtime_data_dir: str | os.PathLike | None = None
     runtime_fallback: str = ""  # why ``onnx`` was asked for but ``fast`` runs ("" otherwise)
+    lazy_model: bool = False  # ``model`` is loaded on first access (its fingerprint needs no network)
 
     def fingerprint(self) -> dict:
         """Everything that changes this model's vectors: id, weights, preprocessing, precision."""
@@ -183,20 +184,38 @@ class ImageEmbedder:
             "precision": self.precision,
         }
 
-    def set_precision(self, precision: str) -> ImageEmbedder:
+    def set_precision(self, precision: str, lazy: bool = False) -> ImageEmbedder:
         """Switch inference to one of :data:`PRECISIONS`; returns self.
 
         ``onnx`` loads (exporting it first if needed) the ONNX Runtime session now, so that a
         model which cannot be exported is known at once: it then runs ``fast``, ``precision``
         says ``fast`` and :attr:`runtime_fallback` the reason (also logged as a warning).
+        ``lazy=True`` (the app) makes only the checks that need no network (onnxruntime and onnx
+        installed, a traceable model; on the CPU, unless the model loads lazily) and loads the
+        session on the first embed, so a stored index is searched without loading the model; an
+        export that fails then still falls back to ``fast`` (and the fingerprint says so from
+        then on).
         """
         if precision not in PRECISIONS:
             raise InvalidInputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
         self.runtime_fallback = ""
         self.precision = precision
-        if precision == "onnx":
+        if precision == "onnx" and not (lazy and self._lazy_runtime_ok()):
             self._runtime_session()
         return self
+
+    def _lazy_runtime_ok(self) -> bool:
+        """Whether the ``onnx`` session may wait for the first embed (the cheap checks pass)."""
+        import importlib.util
+
+        if not getattr(self, "traceable", True):
+            return False
+        if not self.lazy_model:  # a loaded model: its module and device are known at no cost
+            if getattr(self, "model", None) is None or str(getattr(self, "device", "cpu")) != "cpu":
+                return False
+        # A lazy model's device is found with torch on the first embed; not on the CPU, it then
+        # falls back to ``fast`` as an unexportable model does.
+        return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
 
     def _runtime_session(self):
         """The ONNX Runtime session (loaded once per embedder), or None after a fallback to ``fast``."""

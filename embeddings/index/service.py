@@ -9,11 +9,18 @@ the embedder by model id and precision.
 
 from __future__ import annotations
 
+import logging
+
 from ..adapt.heads import AdaptedImageEmbedder
 from ..config import data_dir as resolve_data_dir
 from ..core.fingerprint import as_json
 from ..errors import CorruptIndexError, IndexNotBuiltError, InvalidInputError, StaleIndexError
+from .shipped import install_shipped_index
 from .store import ImageIndex, IndexStatus, Progress, load_index, load_or_build, write_index
+
+log = logging.getLogger(__name__)
+
+SHIPPED_REASON = "written from the vectors shipped with the package"
 
 
 class _IndexCollection:
@@ -52,20 +59,38 @@ def adapt_index(base_index, adapted: AdaptedImageEmbedder, data_dir=None):
     return write_index(collection, adapted, vectors, data_dir, extra={"derived_from": derived})
 
 
+def _plain_index(collection, embedder, data_dir, progress) -> tuple[ImageIndex, IndexStatus]:
+    """A plain model's index: loaded, else written from shipped vectors made for exactly its key
+    (:mod:`embeddings.index.shipped`), else embedded and built."""
+    try:
+        return load_index(collection, embedder, data_dir), IndexStatus("loaded")
+    except IndexNotBuiltError:
+        action = "built"
+    except (StaleIndexError, CorruptIndexError) as exc:
+        action = "rebuilt"
+        log.warning("replacing index: %s", exc)
+    index = install_shipped_index(collection, embedder, data_dir)
+    if index is not None:
+        return index, IndexStatus(action, SHIPPED_REASON)
+    return load_or_build(collection, embedder, data_dir, progress)
+
+
 def get_or_build_index(
     collection, embedder, data_dir=None, progress: Progress | None = None
 ) -> tuple[ImageIndex, IndexStatus]:
     """Load ``embedder``'s index of ``collection``, or build it when missing, stale or corrupt.
 
     For an adapted model the index is derived from the base model's index (built if needed)
-    instead of re-embedding the images; the status says which happened and why.
+    instead of re-embedding the images; a plain model's missing index is written from the vectors
+    shipped with the package when they were made for exactly its key; the status says which
+    happened and why.
     """
     data_dir = resolve_data_dir(data_dir)  # fixed once: the environment may change during a long build
     if not isinstance(embedder, AdaptedImageEmbedder):
-        return load_or_build(collection, embedder, data_dir, progress)
+        return _plain_index(collection, embedder, data_dir, progress)
     try:
         return load_index(collection, embedder, data_dir), IndexStatus("loaded")
     except (IndexNotBuiltError, StaleIndexError, CorruptIndexError):
         pass
-    base_index, _ = load_or_build(collection, embedder.base, data_dir, progress)
+    base_index, _ = _plain_index(collection, embedder.base, data_dir, progress)
     return adapt_index(base_index, embedder, data_dir), IndexStatus("built", "head applied to the base index")

@@ -94,18 +94,45 @@ class EfficientNetLite0Embedder(TorchImageEmbedder):
     model_id = "efficientnet_lite0"
     dim = 1280
     batch_size = 64
+    lazy_model = True
 
     def __init__(self, weights: str | None = "package"):
-        self.device = device()
+        self._device = None
         self.preprocess = LITE0_PREPROCESS
+        self._model = None
+        self._weights_file = None
         if weights is None:
-            self.model = prepare_for_inference(random_init(_build_lite0))
+            self._model = prepare_for_inference(random_init(_build_lite0))
             self.weights_id = "random-init(seed=0)"
             return
         path = efficientnet_lite0_weights_path()
         st = path.stat()
-        self.model = _load_lite0(str(path), st.st_size, st.st_mtime_ns)
+        # The network is loaded on first use of ``model`` (an embed, an export): the fingerprint
+        # needs only the weights file's sha256 (memoised), so a stored index opens without timm.
+        self._weights_file = (str(path), st.st_size, st.st_mtime_ns)
         self.weights_id = f"{LITE0_PACKAGE} {path.name} sha256:{file_sha256(path)}"
+
+    @property
+    def model(self):
+        """The torch module, loaded from the weights file on first use (once per process)."""
+        if self._model is None and self._weights_file is not None:
+            self._model = _load_lite0(*self._weights_file)
+        return self._model
+
+    @model.setter
+    def model(self, module) -> None:
+        self._model = module
+
+    @property
+    def device(self) -> str:
+        """Where the network runs, found on first use (it imports torch, 1.3 s here)."""
+        if self._device is None:
+            self._device = device()
+        return self._device
+
+    @device.setter
+    def device(self, value) -> None:
+        self._device = value
 
 
 def lite0_status(download: bool = False, data_dir=None) -> tuple[bool, str]:

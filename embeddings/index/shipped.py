@@ -1,0 +1,159 @@
+"""Index vectors (and a t-SNE map) shipped with the package, so a first use embeds no image.
+
+``embeddings/data/precomputed/index-<collection>-<split>-<model>-<precision>.npz`` holds
+``vectors`` (float32 unit rows, one per image of the collection), ``key`` (the exact
+:func:`embeddings.index.store.index_key` they were made for, as JSON), ``embeddings_sha256``
+(the sha256 of the ``embeddings.npy`` an index written from them has), and optionally ``map``
+(an (n, 2) layout) with ``map_params`` (JSON ``[method, perplexity, seed]``), made by
+``scripts/make_sample_index.py``. :func:`install_shipped_index` writes an ordinary index from
+them with :func:`embeddings.index.store.write_index` when the requested key equals the shipped
+one exactly; any other key (another model, precision, package version, a changed sample) is a
+miss and the index is built normally: a miss beats a wrong hit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..config import PACKAGE_DATA
+from ..core.files import save_npy_atomic
+from ..core.fingerprint import slug
+from .maps import _map_path
+from .store import ImageIndex, index_key, write_index
+
+log = logging.getLogger(__name__)
+
+SHIPPED_DIR = PACKAGE_DATA / "precomputed"
+_MEMO: dict[tuple, ShippedIndex | None] = {}
+_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ShippedIndex:
+    """What one shipped file holds (the arrays are read only when installed)."""
+
+    path: Path
+    key: dict
+    embeddings_sha256: str
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray | None, tuple | None]:
+        """(vectors, map or None, map params or None)."""
+        with np.load(self.path, allow_pickle=False) as data:
+            vectors = np.asarray(data["vectors"])
+            layout = np.asarray(data["map"]) if "map" in data.files else None
+            params = tuple(json.loads(str(data["map_params"]))) if "map_params" in data.files else None
+        return vectors, layout, params
+
+
+def shipped_path(collection_name: str, split: str, model_id: str, precision: str) -> Path:
+    """Where the shipped index of (collection, split, model, precision) is (whether or not it exists)."""
+    return SHIPPED_DIR / f"index-{slug(collection_name)}-{slug(split)}-{slug(model_id)}-{slug(precision)}.npz"
+
+
+def _path_for(collection, embedder) -> Path:
+    desc = collection.describe()
+    return shipped_path(
+        desc["name"], desc["split"], embedder.model_id, str(getattr(embedder, "precision", ""))
+    )
+
+
+def _read(path: Path) -> ShippedIndex | None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            key = json.loads(str(data["key"]))
+            sha = str(data["embeddings_sha256"])
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("ignoring the shipped index %s: %s", path, exc)
+        return None
+    return ShippedIndex(path, key, sha)
+
+
+def shipped_index_for(collection, embedder) -> ShippedIndex | None:
+    """The shipped index for (collection, embedder) if one was made for exactly this index key."""
+    path = _path_for(collection, embedder)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    memo_key = (str(path), st.st_size, st.st_mtime_ns)
+    with _LOCK:
+        if memo_key not in _MEMO:
+            _MEMO[memo_key] = _read(path)
+        shipped = _MEMO[memo_key]
+    if shipped is None:
+        return None
+    if shipped.key != index_key(collection, embedder):
+        log.info("the shipped index %s was made for another key; building normally", path.name)
+        return None
+    return shipped
+
+
+def install_shipped_index(collection, embedder, data_dir=None) -> ImageIndex | None:
+    """Write (collection, embedder)'s index from the shipped vectors, and its shipped map beside it.
+
+    Returns None (nothing written) when no shipped file matches the index key exactly or the
+    file's vectors do not fit the collection.
+    """
+    shipped = shipped_index_for(collection, embedder)
+    if shipped is None:
+        return None
+    try:
+        vectors, layout, params = shipped.arrays()
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("ignoring the shipped index %s: %s", shipped.path, exc)
+        return None
+    if (
+        vectors.dtype != np.float32
+        or vectors.shape != (len(collection), embedder.dim)
+        or not np.isfinite(vectors).all()
+    ):
+        log.warning(
+            "ignoring the shipped index %s: %s %s vectors", shipped.path, vectors.shape, vectors.dtype
+        )
+        return None
+    extra = {"shipped_from": {"file": shipped.path.name, "embeddings_sha256": shipped.embeddings_sha256}}
+    index = write_index(collection, embedder, vectors, data_dir, extra=extra)
+    if (
+        layout is not None
+        and params is not None
+        and index.embeddings_sha256 == shipped.embeddings_sha256
+        and layout.shape == (index.count, 2)
+        and np.isfinite(layout).all()
+    ):
+        method, perplexity, seed = params
+        save_npy_atomic(_map_path(index, str(method), float(perplexity), int(seed)), layout)
+    return index
+
+
+def save_shipped_index(path, collection, embedder, vectors, scratch_dir, map_params=None) -> Path:
+    """Ship ``vectors`` (the collection's, from an ordinary build) at ``path``, atomically, with
+    the index key of (collection, embedder) and, given ``map_params`` (``(method, perplexity,
+    seed)``), the map. The index is first written from them into ``scratch_dir`` exactly as
+    :func:`install_shipped_index` will write it (``write_index`` normalises again, which may move
+    the last bit), so the recorded checksum, and the map computed on that index, are those an
+    installed index has."""
+    from ..core.files import atomic_path
+    from .maps import index_map
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    installed = write_index(collection, embedder, vectors, scratch_dir)
+    arrays = {
+        "vectors": vectors,
+        "key": np.array(json.dumps(index_key(collection, embedder), sort_keys=True)),
+        "embeddings_sha256": np.array(installed.embeddings_sha256),
+    }
+    if map_params is not None:
+        arrays["map"] = np.asarray(index_map(installed, *map_params))
+        arrays["map_params"] = np.array(json.dumps(list(map_params)))
+    path = Path(path)
+    with atomic_path(path, suffix=".npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+    return path
