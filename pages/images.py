@@ -14,6 +14,7 @@ from embeddings.image.display import (
     valid_image_id,
     worst_confusions,
 )
+from embeddings.index.compare import pair_cosines
 from embeddings.registry import joint_text_model
 from embeddings.text.wordlists import escape_markdown
 from ui.cached import (
@@ -27,7 +28,7 @@ from ui.cached import (
 from ui.charts.image import clicked_id, confusion_figure, precision_bars
 from ui.sidebar import require_router
 from ui.views.compare import load_variants, per_class_comparison, pick_variants, side_by_side
-from ui.views.image import neighbour_count, neighbour_grid, require_index
+from ui.views.image import base_index_of, neighbour_count, neighbour_grid, require_index
 
 PAGE_SIZE = 24
 COLUMNS = 6
@@ -240,11 +241,19 @@ def results() -> tuple[int, int] | None:
                     f"Most frequent other class among the neighbours: **{escape_markdown(common)}** "
                     f"({wrong.count(common)})."
                 )
-        st.caption(
-            "Green frame ✓ = same class as the query, red frame ✗ = another class. Scores are cosine similarity."
-        )
+        if label is not None:  # an upload has no class: no frames to explain
+            st.caption(
+                "Green frame ✓ = same class as the query, red frame ✗ = another class. Scores are cosine similarity."
+            )
+        else:
+            st.caption("Scores are cosine similarity.")
     st.subheader(f"Top {k} neighbours")
-    neighbour_grid(request, index, ids[0], scores[0], label)
+    base_scores = None
+    if query[0] == "id":
+        base_index = base_index_of(settings)
+        if base_index is not None and base_index.count == index.count:
+            base_scores = pair_cosines(base_index, qid, ids[0])
+    neighbour_grid(request, index, ids[0], scores[0], label, base_scores=base_scores)
 
 
 def categories() -> None:

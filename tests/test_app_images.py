@@ -196,6 +196,55 @@ def test_choosing_a_saved_head_derives_its_index_from_the_base_index(app_env, mo
     assert any(p.name.startswith(f"sample-test-{head_id}") for p in (app_env / "indexes").iterdir())
 
 
+def test_a_heads_neighbours_show_the_base_models_cosine_and_why(app_env):
+    """A softmax head maps a class to nearly one point (cosines near 1): each neighbour's caption
+    also gives the base model's cosine for the same pair, with a line saying why."""
+    from embeddings.adapt.heads import adapted_model_id, get_or_fit_head
+    from embeddings.image.base import default_precision
+    from embeddings.image.collections import open_collection
+    from embeddings.index.compare import pair_cosines
+    from embeddings.index.store import load_index
+    from embeddings.registry import get_image_embedder
+    from ui.views.image import HEAD_SCORES_NOTE
+
+    at = open_ready("pages/images.py")
+    embedder = get_image_embedder("pixels").set_precision(default_precision())
+    base = load_index(open_collection("sample", "test"), embedder, app_env)
+    head, _ = get_or_fit_head(base, embedder, "logreg", app_env)
+    head_id = adapted_model_id("pixels", "logreg", head.fingerprint)
+    at.run()
+    at.selectbox(key="image_model").set_value(head_id).run()
+    wait_for_jobs(at, TIMEOUT)
+    at.session_state["image_query"] = ("id", 7)
+    at.run()
+    assert not at.exception, at.exception
+    captions = [c.value for c in at.caption]
+    assert HEAD_SCORES_NOTE in captions
+    scored = [c for c in captions if "head " in c and " · base " in c]
+    assert len(scored) == 10, captions
+    ids, _ = base.neighbours([7], 1)  # any pair: the base cosine is the base index's dot product
+    assert float(pair_cosines(base, 7, ids[0])[0]) == pytest.approx(
+        float(base.embeddings[ids[0][0]] @ base.embeddings[7])
+    )
+    # the base model itself: plain cosines, no note
+    at.selectbox(key="image_model").set_value("pixels").run()
+    at.session_state["image_query"] = ("id", 7)
+    at.run()
+    assert HEAD_SCORES_NOTE not in [c.value for c in at.caption]
+    assert sum("cos " in c.value for c in at.caption) == 10
+
+
+def test_before_after_rows_divide_k():
+    """Before/after grids: rows whose length divides k (10 in rows of 5 or 2, not 3-3-3-1)."""
+    from ui.views.compare import row_length
+
+    assert row_length(10, 5) == 5
+    assert row_length(10, 3) == 2
+    assert row_length(12, 5) == 4
+    assert row_length(7, 3) == 3  # prime: the cap
+    assert row_length(1, 5) == 1
+
+
 def test_index_requests_key_the_caches_by_every_field():
     """st.cache_data and st.cache_resource hash an IndexRequest by its fields: equal ones share an
     entry, and a change in any field is a new one."""

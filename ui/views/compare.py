@@ -84,9 +84,20 @@ def pick_variants(variants, key: str) -> list:
     return [v for v in variants if v.name in chosen]
 
 
+def row_length(k: int, cap: int) -> int:
+    """Thumbnails per row for ``k`` neighbours: the largest count up to ``cap`` that divides ``k``
+    (10 in rows of 5 or 2, never 3-3-3-1); ``cap`` itself when only 1 divides (a prime ``k``)."""
+    for n in range(min(cap, k), 1, -1):
+        if k % n == 0:
+            return n
+    return max(1, min(cap, k))
+
+
 def side_by_side(request: IndexRequest, variants, query_id: int, k: int) -> None:
     """The query's top-``k`` neighbours under each variant, in columns, with precision@k."""
-    from embeddings.index.compare import neighbours_side_by_side
+    from embeddings.index.compare import neighbours_side_by_side, pair_cosines
+    from ui.cached import load_index
+    from ui.views.image import HEAD_SCORES_NOTE
 
     if not variants:
         st.info("Pick at least one variant.")
@@ -105,8 +116,12 @@ def side_by_side(request: IndexRequest, variants, query_id: int, k: int) -> None
                 st.metric(f"precision@{k}", f"{float(np.mean(result.same_class)):.2f}")
             if variant.note:
                 st.caption(f":orange[{variant.note}]")
+            base_scores = None
+            if " head (" in variant.name:  # a projection head's cosines are all near 1: add the base's
+                base_scores = pair_cosines(load_index(request), query_id, result.ids)
+                st.caption(HEAD_SCORES_NOTE)
             thumbs = thumbnails(request, tuple(int(i) for i in result.ids), THUMB)
-            per_row = max(2, min(5, 10 // len(variants)))
+            per_row = row_length(len(result.ids), max(2, min(5, 10 // len(variants))))
             inner = st.columns(per_row)
             for n, (i, score, thumb) in enumerate(zip(result.ids, result.scores, thumbs, strict=True)):
                 same = None if result.same_class is None else bool(result.same_class[n])
@@ -117,7 +132,10 @@ def side_by_side(request: IndexRequest, variants, query_id: int, k: int) -> None
                 )
                 with inner[n % per_row]:
                     st.image(framed(thumb, same, width=3), width="stretch")
-                    st.caption(f"{class_mark(same)}{escape_markdown(label)} · {score:.2f}")
+                    shown = (
+                        f"{score:.2f}" if base_scores is None else f"{score:.2f}, base {base_scores[n]:.2f}"
+                    )
+                    st.caption(f"{class_mark(same)}{escape_markdown(label)} · {shown}")
 
 
 def per_class_comparison(settings: ImageSettings, k: int) -> None:

@@ -14,6 +14,7 @@ from ui.cached import (
     index_or_job,
     index_request,
     load_image_embedder,
+    load_index,
     map_or_job,
     retry_job,
     start_build,
@@ -25,6 +26,25 @@ from ui.jobs import Job
 from ui.settings import ImageSettings, IndexRequest
 
 THUMB = 128
+HEAD_SCORES_NOTE = (
+    "The head puts every image of a class at almost the same point, so its cosines are near 1; "
+    "the base model's cosine says how alike the two images look."
+)
+
+
+def base_index_of(settings: ImageSettings):
+    """The base model's loaded index when the sidebar's image model is a projection head, else None.
+
+    The head's index is derived from it (same item ids), so it is on disk once the head's is."""
+    from embeddings.adapt.heads import AdaptedImageEmbedder
+
+    embedder = load_image_embedder(settings.model_id, settings.precision)
+    if not isinstance(embedder, AdaptedImageEmbedder):
+        return None
+    try:
+        return load_index(index_request(settings, embedder.base.model_id))
+    except (EmbeddingsError, OSError):
+        return None
 
 
 def _wait_for(job: Job, what: str) -> None:
@@ -140,9 +160,14 @@ def neighbour_count(label: str, available: int, key: str, default: int = 10, cap
 
 
 def neighbour_grid(
-    request: IndexRequest, index, ids, scores, query_label: str | None, columns: int = 5
+    request: IndexRequest, index, ids, scores, query_label: str | None, columns: int = 5, base_scores=None
 ) -> None:
-    """Neighbours with cosine scores and class labels; other-class neighbours framed red and marked ✗."""
+    """Neighbours with cosine scores and class labels; other-class neighbours framed red and marked ✗.
+
+    ``base_scores`` (a projection head's neighbours): the base model's cosine for the same pairs,
+    shown beside the head's, with a line on why the head's are all near 1."""
+    if base_scores is not None:
+        st.caption(HEAD_SCORES_NOTE)
     thumbs = thumbnails(request, tuple(int(i) for i in ids), THUMB)
     cols = st.columns(columns)
     for n, (i, score, thumb) in enumerate(zip(ids, scores, thumbs, strict=True)):
@@ -151,7 +176,10 @@ def neighbour_grid(
         with cols[n % columns]:
             st.image(framed(thumb, same), width="stretch")
             shown = escape_markdown(label) if label else f"#{int(i)}"
-            st.caption(f"{class_mark(same)}{shown}  \ncos {score:.3f}")
+            line = f"cos {score:.3f}"
+            if base_scores is not None:
+                line = f"head {score:.2f} · base {float(base_scores[n]):.2f}"
+            st.caption(f"{class_mark(same)}{shown}  \n{line}")
 
 
 def render_image_map_section() -> None:
