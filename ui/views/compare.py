@@ -20,6 +20,7 @@ from embeddings.text.wordlists import escape_markdown
 from ui.cached import comparison_variants, index_or_job, index_request, thumbnails, variant_precision
 from ui.jobs import Job
 from ui.settings import ImageSettings, IndexRequest
+from ui.views.text import show_problem
 
 RERANK_NAMES = {"aqe": "query expansion", "kreciprocal": "k-reciprocal"}
 THUMB = 72
@@ -72,7 +73,7 @@ def load_variants(settings: ImageSettings) -> tuple[list, tuple]:
         key = (index_request(settings), tuple(ready))
         return comparison_variants(*key), key
     except EmbeddingsError as exc:
-        st.error(f"The comparison could not be prepared: {exc}")
+        show_problem(f"The comparison could not be prepared: {exc}")
         st.stop()
 
 
@@ -152,7 +153,7 @@ def per_class_comparison(settings: ImageSettings, k: int) -> None:
     try:
         table = variant_precision(*key, tuple(v.name for v in chosen), k)
     except EmbeddingsError as exc:
-        st.error(f"The variants could not be scored: {exc}")
+        show_problem(f"The variants could not be scored: {exc}")
         return
     labels = {v.name: variant_label(v.name) for v in chosen}
     st.plotly_chart(variant_bars(table, k, labels), width="stretch")

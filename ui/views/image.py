@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from embeddings.errors import EmbeddingsError, explain_os_error
+from embeddings.errors import EmbeddingsError, ModelUnavailableError, explain_os_error
 from embeddings.image.display import class_mark, class_name, framed, kept_on_map, precision_of, valid_image_id
 from embeddings.text.wordlists import escape_markdown
 from ui.cached import (
@@ -24,6 +24,7 @@ from ui.cached import (
 from ui.charts.image import clicked_id, image_map_figure
 from ui.jobs import Job
 from ui.settings import ImageSettings, IndexRequest
+from ui.views.text import details, show_problem
 
 THUMB = 128
 HEAD_SCORES_NOTE = (
@@ -78,14 +79,25 @@ def require_index(settings: ImageSettings | None = None):
     """Return the loaded index for the sidebar settings, or show build progress/errors and stop."""
     settings = settings or current_image_settings()
     missing = unavailable_image_models().get(settings.model_id)
-    if missing and not st.session_state.get(f"download_ok:{settings.model_id}"):
-        st.warning(
-            f"**{settings.model_id}** can't be used on this machine yet: its weights are not here. "
-            "They are downloaded once (about 600 MB for CLIP) when you are online; offline, pick another "
-            "image model in the sidebar.",
-            icon=":material/cloud_off:",
-        )
-        st.caption(f"Details: {missing}")
+    flag = f"download_ok:{settings.model_id}"
+    if missing and not st.session_state.get(flag):
+        failed = st.session_state.get(f"download_failed:{settings.model_id}")
+        if failed:  # the last try did not work: say why, and offer the button again
+            show_problem(
+                f"The download did not work: {failed}",
+                "Check the internet connection and press the button again, or pick another image model "
+                "in the sidebar.",
+                kind="warning",
+                icon=":material/cloud_off:",
+            )
+        else:
+            st.warning(
+                f"**{settings.model_id}** can't be used on this machine yet: its weights are not here. "
+                "They are downloaded once (about 600 MB for CLIP) when you are online; offline, pick another "
+                "image model in the sidebar.",
+                icon=":material/cloud_off:",
+            )
+            details(missing)
         st.button(
             "Download the weights and build the index",
             key="download_model",
@@ -95,8 +107,14 @@ def require_index(settings: ImageSettings | None = None):
         st.stop()
     try:
         result = index_or_job(index_request(settings))
+    except ModelUnavailableError as exc:
+        if missing and st.session_state.pop(flag, None):  # the download failed: back to the button
+            st.session_state[f"download_failed:{settings.model_id}"] = str(exc)
+            st.rerun()
+        show_problem(exc, "Pick another image model in the sidebar.")
+        st.stop()
     except EmbeddingsError as exc:
-        st.error(f"The image collection or model could not be opened: {exc}")
+        show_problem(f"The image collection or model could not be opened: {exc}")
         st.stop()
     if not isinstance(result, Job):
         return result
@@ -121,7 +139,7 @@ def index_status_line(settings: ImageSettings) -> None:
         manifest, note = index_manifest(request)
         job = None if manifest else start_build(request, note)
     except EmbeddingsError as exc:
-        st.error(f"The image collection or model could not be opened: {exc}")
+        show_problem(f"The image collection or model could not be opened: {exc}")
         return
     if job is not None:
         if job.state == "failed":
