@@ -7,7 +7,7 @@ import streamlit as st
 
 from embeddings.errors import EmbeddingsError
 from embeddings.registry import max_chars
-from embeddings.text.base import MAX_WORDS, parse_word_list
+from embeddings.text.base import MAX_WORDS, duplicate_items, parse_word_list
 from embeddings.text.wordlists import (
     CELL_TEXT_MAX,
     DEFAULT_WORDS,
@@ -53,10 +53,24 @@ def read_items() -> list[str] | None:
         help=f"Up to {MAX_WORDS:,} items. Phrases, accents and emoji are fine. Press Ctrl+Enter to apply.",
     )
     try:
-        return parse_word_list(raw)
+        items = parse_word_list(raw)
     except EmbeddingsError as exc:
         st.warning(escape_markdown(exc), icon=":material/edit_note:")
         return None
+    dropped = duplicate_items(raw)
+    if dropped:
+        st.caption(duplicates_note(dropped))
+    return items
+
+
+def duplicates_note(dropped: list[tuple[str, str]], shown: int = 10) -> str:
+    """One line naming the repeats left out of the list (case is ignored)."""
+    names = ", ".join(
+        f"“{escape_markdown(d)}”" + ("" if d == k else f" (as “{escape_markdown(k)}”)")
+        for d, k in dropped[:shown]
+    )
+    more = f" and {len(dropped) - shown:,} more" if len(dropped) > shown else ""
+    return f"Left out as repeats (case is ignored): {names}{more}; each item is embedded once."
 
 
 def embed(model_id: str, items: list[str]) -> np.ndarray | None:
