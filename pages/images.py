@@ -84,8 +84,10 @@ def gallery(ids_all: np.ndarray) -> None:
     page = c3.number_input(f"Page (of {pages})", 1, pages, key="gallery_page", step=1)
     shown = [int(i) for i in ids[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]]
     captions = tuple(f"#{i} {class_name(index, i) or ''} — click to search" for i in shown)
+    query = st.session_state.get(QUERY_KEY, (None, None))
+    selected = query[1] if query[0] == "id" else None
     event = st.plotly_chart(
-        gallery_spec(request, tuple(shown), captions, COLUMNS),
+        gallery_spec(request, tuple(shown), captions, COLUMNS, selected),
         on_select="rerun",
         selection_mode="points",
         key=f"gallery_{chosen}_{seed}_{page}",
@@ -96,7 +98,18 @@ def gallery(ids_all: np.ndarray) -> None:
     if valid_image_id(clicked, index.count):
         if st.session_state.get(QUERY_KEY, (None, None))[:2] != ("id", clicked):
             st.session_state[QUERY_KEY] = ("id", clicked)
+            _rerun_here()  # draw the gallery again with the clicked tile framed
     st.caption("Click any image to use it as the query.")
+
+
+def _rerun_here() -> None:
+    """Rerun this fragment (a click's own run), or the page when this is a full run."""
+    from streamlit.errors import StreamlitAPIException
+
+    try:
+        st.rerun(scope="fragment")
+    except StreamlitAPIException:
+        st.rerun()
 
 
 def _upload_removed() -> None:

@@ -24,7 +24,7 @@ from ui import cached
 from ui.charts import text as charts
 from ui.settings import analogy_model, available_text_models, current_text_model, describe_text_model
 from ui.sidebar import require_router
-from ui.views.text import embedding_message, show_error, word_box
+from ui.views.text import embedding_message, show_error, similarity_column, word_box
 
 require_router()
 
@@ -32,12 +32,6 @@ TABS = ["Similarity matrix", "Compare to one word", "Analogy", "Nearest words", 
 COLOR_MODES = {"fixed": "−1 to 1 (absolute)", "data": "Stretch to the data (more contrast)"}
 PAIRS_SHOWN = 10
 BARS_SHOWN = 50
-
-
-def similarity_column(label: str = "cosine similarity"):
-    return st.column_config.ProgressColumn(
-        label, format="%.3f", min_value=-1.0, max_value=1.0, width="medium"
-    )
 
 
 # ------------------------------------------------------------------------------ input
@@ -145,12 +139,14 @@ def matrix_tab(model_id: str, items: list[str] | None) -> None:
 
 
 def pairs_tables(most, least, top_slot, bottom_slot) -> None:
-    config = {"cosine similarity": similarity_column()}
+    column = "cosine similarity"
     with top_slot:
         st.markdown("**Most similar pairs**")
+        config = {column: similarity_column(most[column])}
         st.dataframe(most, hide_index=True, column_config=config, width="stretch")
     with bottom_slot:
         st.markdown("**Least similar pairs**")
+        config = {column: similarity_column(least[column])}
         st.dataframe(least, hide_index=True, column_config=config, width="stretch")
 
 

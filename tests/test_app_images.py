@@ -92,6 +92,16 @@ def test_gallery_figure_points_carry_ids():
     points = fig.data[1]
     assert [int(c[0]) for c in points.customdata] == list(range(100, 108))
     assert mosaic(thumbs, 3).shape == (3 * 10 + 2 * 6, 3 * 10 + 2 * 6, 3)
+    assert not fig.layout.shapes  # no query: no frame
+    framed_fig = gallery_figure(thumbs, list(range(100, 108)), [""] * 8, columns=3, selected=104)
+    (frame,) = framed_fig.layout.shapes  # image 104 is the 5th tile: row 1, column 1
+    assert (
+        frame.type == "rect"
+        and frame.x0 < 21 < frame.x1
+        and frame.y0 < 21 < frame.y1
+        and frame.x1 - frame.x0 < 16
+    )
+    assert not gallery_figure(thumbs, list(range(100, 108)), [""] * 8, columns=3, selected=7).layout.shapes
 
 
 def test_confusion_summaries():
@@ -155,7 +165,7 @@ def test_before_after_side_by_side_and_per_class_variants(app_env):
     at.toggle(key="category_compare").set_value(True).run()
     assert not at.exception, at.exception
     frame = at.dataframe[0].value
-    assert list(frame.index)[-1] == "all" and len(frame) == 11
+    assert list(frame.index)[0] == "all" and len(frame) == 11  # first: seen without scrolling
     assert list(frame.columns) == ["pixels", "pixels + query expansion", "lda head (sample test)"]
     assert frame.loc["all", "lda head (sample test)"] > frame.loc["all", "pixels"]  # fitted on these labels
     assert head.fingerprint  # the head the page found is the one fitted above
@@ -364,3 +374,18 @@ def test_clicks_do_not_wait_for_a_forced_full_garbage_collection():
     assert config["runner"]["postScriptGC"] is False
     launchers = [Path(APP).parent / "Makefile", *Path(APP).parent.glob(".ci/*")]
     assert not any("postScriptGC" in path.read_text() for path in launchers if path.is_file())
+
+
+def test_the_per_variant_table_shows_its_all_row_first():
+    import pandas as pd
+
+    from embeddings.index.compare import per_class_table
+    from ui.views.compare import summary_first
+
+    class Result:
+        def __init__(self, per_class, precision):
+            self.per_class, self.precision = per_class, precision
+
+    table = per_class_table({"base": Result({"cat": 0.5, "dog": 0.7}, 0.6)})
+    frame = summary_first(pd.DataFrame(table).set_index("class"))
+    assert list(frame.index) == ["all", "cat", "dog"] and frame.loc["all", "base"] == 0.6

@@ -273,3 +273,14 @@ def test_heatmap_and_bars_builders():
     assert list(bars.data[0].y) == ["b", "c"]
     with pytest.raises(ValueError):
         similarity_heatmap(sims, ["only one"])
+
+
+def test_similarity_bars_start_at_zero_and_negatives_are_numbers():
+    """A −1..1 bar draws 0 half full: non-negative values get a 0..1 bar, a column with a
+    negative value the plain number."""
+    from ui.views.text import similarity_column
+
+    bar = similarity_column(np.array([0.0, 0.4, 0.9]))
+    assert bar["type_config"]["type"] == "progress"
+    assert (bar["type_config"]["min_value"], bar["type_config"]["max_value"]) == (0.0, 1.0)
+    assert similarity_column(np.array([0.3, -0.2]))["type_config"]["type"] == "number"

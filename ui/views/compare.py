@@ -139,6 +139,13 @@ def side_by_side(request: IndexRequest, variants, query_id: int, k: int) -> None
                     st.caption(f"{class_mark(same)}{escape_markdown(label)} · {shown}")
 
 
+def summary_first(frame):
+    """The per-class table with its ``all`` row (mean precision) first, seen without scrolling."""
+    if "all" not in frame.index:
+        return frame
+    return frame.loc[["all", *[c for c in frame.index if c != "all"]]]
+
+
 def per_class_comparison(settings: ImageSettings, k: int) -> None:
     """Per-class precision@k of each variant: a grouped bar chart and the table."""
     import pandas as pd
@@ -157,8 +164,13 @@ def per_class_comparison(settings: ImageSettings, k: int) -> None:
         return
     labels = {v.name: variant_label(v.name) for v in chosen}
     st.plotly_chart(variant_bars(table, k, labels), width="stretch")
-    frame = pd.DataFrame(table).set_index("class").rename(columns=labels)
-    st.dataframe(frame.style.format("{:.3f}"), width="stretch")
+    frame = summary_first(pd.DataFrame(table).set_index("class").rename(columns=labels))
+    st.dataframe(
+        frame.style.format("{:.3f}").apply(
+            lambda row: ["font-weight: bold" if row.name == "all" else ""] * len(row), axis=1
+        ),
+        width="stretch",
+    )
     for v in chosen:
         if v.note:
             st.caption(f"{variant_label(v.name)}: :orange[{v.note}]")

@@ -27,6 +27,7 @@ from ui.settings import ImageSettings, IndexRequest
 from ui.views.text import details, show_problem
 
 THUMB = 128
+SLIDER_WIDTH = 360  # pixels
 HEAD_SCORES_NOTE = (
     "The head puts every image of a class at almost the same point, so its cosines are near 1; "
     "the base model's cosine says how alike the two images look."
@@ -174,7 +175,8 @@ def neighbour_count(label: str, available: int, key: str, default: int = 10, cap
     kept = st.session_state.get(key)
     if isinstance(kept, (int, float)) and not 1 <= kept <= top:  # e.g. after switching collections
         st.session_state[key] = int(min(max(kept, 1), top))
-    return min(int(st.slider(label, 1, top, min(default, top), key=key)), top)
+    # a fixed width: across the whole page a 1..50 slider is hard to set to one value
+    return min(int(st.slider(label, 1, top, min(default, top), key=key, width=SLIDER_WIDTH)), top)
 
 
 def neighbour_grid(

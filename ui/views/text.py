@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import streamlit as st
 
 from embeddings.errors import AuthenticationError, EmbeddingsError, ModelUnavailableError, RemoteServiceError
@@ -86,6 +87,16 @@ def show_error(exc: EmbeddingsError, model_id: str | None = None) -> None:
     remote = isinstance(exc, (AuthenticationError, RemoteServiceError))
     if remote or (model_id and needs_key(model_id) and isinstance(exc, ModelUnavailableError)):
         st.info(offline_hint(model_id), icon=":material/lightbulb:")
+
+
+def similarity_column(values, label: str = "cosine similarity"):
+    """A bar from 0 to 1 when every value is non-negative; with a negative among them, the plain
+    number (a −1..1 bar would draw 0 as half full)."""
+    if np.size(values) and float(np.nanmin(values)) < 0:
+        return st.column_config.NumberColumn(
+            label, format="%.3f", width="medium", help="Negative: the vectors point in opposite directions."
+        )
+    return st.column_config.ProgressColumn(label, format="%.3f", min_value=0.0, max_value=1.0, width="medium")
 
 
 def word_box(label: str, default: str, *, key: str, height: int, help: str) -> str:
