@@ -230,7 +230,7 @@ def test_a_heads_neighbours_show_the_base_models_cosine_and_why(app_env):
     assert not at.exception, at.exception
     captions = [c.value for c in at.caption]
     assert HEAD_SCORES_NOTE in captions
-    scored = [c for c in captions if "head " in c and " · base " in c]
+    scored = [c for c in captions if "head " in c and "  \nbase " in c]
     assert len(scored) == 10, captions
     ids, _ = base.neighbours([7], 1)  # any pair: the base cosine is the base index's dot product
     assert float(pair_cosines(base, 7, ids[0])[0]) == pytest.approx(

@@ -198,7 +198,7 @@ def neighbour_grid(
             shown = escape_markdown(label) if label else f"#{int(i)}"
             line = f"cos {score:.3f}"
             if base_scores is not None:
-                line = f"head {score:.2f} · base {float(base_scores[n]):.2f}"
+                line = f"head {score:.2f}  \nbase {float(base_scores[n]):.2f}"
             st.caption(f"{class_mark(same)}{shown}  \n{line}")
 
 

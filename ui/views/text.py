@@ -64,7 +64,10 @@ def details(message: object) -> None:
 def show_problem(message: object, todo: str = "", kind: str = "error", icon: str | None = None) -> None:
     """A short plain message (``kind``: error, warning or info) and what to do; paths, URLs and
     errno text in "Details"."""
-    text = escape_markdown(plain(message)) + (f" {todo}" if todo else "")
+    short = plain(message)
+    if todo and not short.rstrip().endswith((".", "!", "?", ":")):
+        short = short.rstrip() + "."
+    text = escape_markdown(short) + (f" {todo}" if todo else "")
     getattr(st, kind)(text, icon=icon)
     details(message)
 
