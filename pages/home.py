@@ -3,7 +3,7 @@
 import streamlit as st
 
 from ui.settings import current_text_settings, describe_text_model, openai_key_source
-from ui.sidebar import KEY_HELP, require_router
+from ui.sidebar import KEY_HELP, no_key_note, require_router
 
 require_router()
 
@@ -66,7 +66,7 @@ def render_text_model_status() -> None:
             f"OpenAI key: set (from {source}). The OpenAI models are available.", icon=":material/key:"
         )
     else:
-        st.info("OpenAI key: not set — using the local model, which runs offline.", icon=":material/key_off:")
+        st.info(f"{no_key_note(model)}.", icon=":material/key_off:")
     with st.expander("How to add an OpenAI key"):
         st.markdown(KEY_HELP)
         st.code('# .streamlit/secrets.toml\nOPENAI_API_KEY = "sk-..."', language="toml")
@@ -94,14 +94,16 @@ def render_image_status() -> None:
     from embeddings.errors import EmbeddingsError
     from ui.cached import current_image_settings
     from ui.views.image import index_status_line
+    from ui.views.text import details, plain, show_problem
 
     st.subheader("Images", divider="gray")
     try:
         settings = current_image_settings()
     except EmbeddingsError as exc:
-        st.error(f"The image side is unavailable: {exc}")
+        show_problem(exc, "Check the collection and image model in the sidebar.")
         return
-    st.markdown(f"Image model: **`{settings.model_id}`** — {settings.model_reason}.")
+    st.markdown(f"Image model: **`{settings.model_id}`** — {plain(settings.model_reason)}.")
+    details(settings.model_reason)
     st.markdown(
         f"Collection: **{settings.source}** ({settings.split} split); inference in **{settings.precision}**."
     )

@@ -14,6 +14,7 @@ from embeddings.image.display import (
     valid_image_id,
     worst_confusions,
 )
+from embeddings.index.compare import pair_cosines
 from embeddings.registry import joint_text_model
 from embeddings.text.wordlists import escape_markdown
 from ui.cached import (
@@ -27,7 +28,8 @@ from ui.cached import (
 from ui.charts.image import clicked_id, confusion_figure, precision_bars
 from ui.sidebar import require_router
 from ui.views.compare import load_variants, per_class_comparison, pick_variants, side_by_side
-from ui.views.image import neighbour_count, neighbour_grid, require_index
+from ui.views.image import base_index_of, neighbour_count, neighbour_grid, require_index
+from ui.views.text import plain
 
 PAGE_SIZE = 24
 COLUMNS = 6
@@ -50,7 +52,7 @@ request = index_request(settings)
 st.caption(
     f"**{index.count:,}** images of **{settings.source}** ({settings.split} split) embedded with "
     f"**{settings.model_id}** ({index.dim}-d) · index built {index.manifest['built_at'][:16].replace('T', ' ')} UTC.",
-    help=f"Why this model: {settings.model_reason}.",
+    help=f"Why this model: {plain(settings.model_reason)}.",
 )
 if index.count < 2:
     st.warning(f"Searching needs at least 2 images; this collection has {index.count}.")
@@ -82,8 +84,10 @@ def gallery(ids_all: np.ndarray) -> None:
     page = c3.number_input(f"Page (of {pages})", 1, pages, key="gallery_page", step=1)
     shown = [int(i) for i in ids[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]]
     captions = tuple(f"#{i} {class_name(index, i) or ''} — click to search" for i in shown)
+    query = st.session_state.get(QUERY_KEY, (None, None))
+    selected = query[1] if query[0] == "id" else None
     event = st.plotly_chart(
-        gallery_spec(request, tuple(shown), captions, COLUMNS),
+        gallery_spec(request, tuple(shown), captions, COLUMNS, selected),
         on_select="rerun",
         selection_mode="points",
         key=f"gallery_{chosen}_{seed}_{page}",
@@ -94,7 +98,18 @@ def gallery(ids_all: np.ndarray) -> None:
     if valid_image_id(clicked, index.count):
         if st.session_state.get(QUERY_KEY, (None, None))[:2] != ("id", clicked):
             st.session_state[QUERY_KEY] = ("id", clicked)
+            _rerun_here()  # draw the gallery again with the clicked tile framed
     st.caption("Click any image to use it as the query.")
+
+
+def _rerun_here() -> None:
+    """Rerun this fragment (a click's own run), or the page when this is a full run."""
+    from streamlit.errors import StreamlitAPIException
+
+    try:
+        st.rerun(scope="fragment")
+    except StreamlitAPIException:
+        st.rerun()
 
 
 def _upload_removed() -> None:
@@ -240,11 +255,19 @@ def results() -> tuple[int, int] | None:
                     f"Most frequent other class among the neighbours: **{escape_markdown(common)}** "
                     f"({wrong.count(common)})."
                 )
-        st.caption(
-            "Green frame ✓ = same class as the query, red frame ✗ = another class. Scores are cosine similarity."
-        )
+        if label is not None:  # an upload has no class: no frames to explain
+            st.caption(
+                "Green frame ✓ = same class as the query, red frame ✗ = another class. Scores are cosine similarity."
+            )
+        else:
+            st.caption("Scores are cosine similarity.")
     st.subheader(f"Top {k} neighbours")
-    neighbour_grid(request, index, ids[0], scores[0], label)
+    base_scores = None
+    if query[0] == "id":
+        base_index = base_index_of(settings)
+        if base_index is not None and base_index.count == index.count:
+            base_scores = pair_cosines(base_index, qid, ids[0])
+    neighbour_grid(request, index, ids[0], scores[0], label, base_scores=base_scores)
 
 
 def categories() -> None:

@@ -53,6 +53,8 @@ def render_words_section() -> None:
         return
     for note in groups.notes[:5]:
         st.caption(escape_markdown(note))
+    if len(groups.notes) > 5:
+        st.caption(f"…and {len(groups.notes) - 5:,} more repeated words, each kept in its first group.")
     n = len(groups)
     if n < 2:
         st.info("A map needs at least 2 words — add more to the groups above.")

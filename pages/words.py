@@ -7,7 +7,7 @@ import streamlit as st
 
 from embeddings.errors import EmbeddingsError
 from embeddings.registry import max_chars
-from embeddings.text.base import MAX_WORDS, parse_word_list
+from embeddings.text.base import MAX_WORDS, duplicate_items, parse_word_list
 from embeddings.text.wordlists import (
     CELL_TEXT_MAX,
     DEFAULT_WORDS,
@@ -24,7 +24,7 @@ from ui import cached
 from ui.charts import text as charts
 from ui.settings import analogy_model, available_text_models, current_text_model, describe_text_model
 from ui.sidebar import require_router
-from ui.views.text import embedding_message, show_error, word_box
+from ui.views.text import embedding_message, show_error, similarity_column, word_box
 
 require_router()
 
@@ -32,12 +32,6 @@ TABS = ["Similarity matrix", "Compare to one word", "Analogy", "Nearest words", 
 COLOR_MODES = {"fixed": "−1 to 1 (absolute)", "data": "Stretch to the data (more contrast)"}
 PAIRS_SHOWN = 10
 BARS_SHOWN = 50
-
-
-def similarity_column(label: str = "cosine similarity"):
-    return st.column_config.ProgressColumn(
-        label, format="%.3f", min_value=-1.0, max_value=1.0, width="medium"
-    )
 
 
 # ------------------------------------------------------------------------------ input
@@ -53,10 +47,24 @@ def read_items() -> list[str] | None:
         help=f"Up to {MAX_WORDS:,} items. Phrases, accents and emoji are fine. Press Ctrl+Enter to apply.",
     )
     try:
-        return parse_word_list(raw)
+        items = parse_word_list(raw)
     except EmbeddingsError as exc:
         st.warning(escape_markdown(exc), icon=":material/edit_note:")
         return None
+    dropped = duplicate_items(raw)
+    if dropped:
+        st.caption(duplicates_note(dropped))
+    return items
+
+
+def duplicates_note(dropped: list[tuple[str, str]], shown: int = 10) -> str:
+    """One line naming the repeats left out of the list (case is ignored)."""
+    names = ", ".join(
+        f"“{escape_markdown(d)}”" + ("" if d == k else f" (as “{escape_markdown(k)}”)")
+        for d, k in dropped[:shown]
+    )
+    more = f" and {len(dropped) - shown:,} more" if len(dropped) > shown else ""
+    return f"Left out as repeats (case is ignored): {names}{more}; each item is embedded once."
 
 
 def embed(model_id: str, items: list[str]) -> np.ndarray | None:
@@ -131,12 +139,14 @@ def matrix_tab(model_id: str, items: list[str] | None) -> None:
 
 
 def pairs_tables(most, least, top_slot, bottom_slot) -> None:
-    config = {"cosine similarity": similarity_column()}
+    column = "cosine similarity"
     with top_slot:
         st.markdown("**Most similar pairs**")
+        config = {column: similarity_column(most[column])}
         st.dataframe(most, hide_index=True, column_config=config, width="stretch")
     with bottom_slot:
         st.markdown("**Least similar pairs**")
+        config = {column: similarity_column(least[column])}
         st.dataframe(least, hide_index=True, column_config=config, width="stretch")
 
 

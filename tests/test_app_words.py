@@ -198,6 +198,31 @@ def test_model_errors_are_messages_with_a_hint(app_env, add_model):
     assert "local" in "\n".join(i.value for i in at.info)
 
 
+def test_hints_say_what_is_true_for_the_model_that_failed(app_env, add_model):
+    """Comparing with a key-needing model: the hint names that model, not the sidebar's (already
+    offline) one; the sidebar's key line says what the chosen model needs."""
+    from embeddings.errors import ModelUnavailableError
+
+    def no_key():
+        raise ModelUnavailableError("No OpenAI API key found: set OPENAI_API_KEY.")
+
+    add_model("openai:test-nokey", no_key, needs_key=True, max_chars=MAX_TEXT_CHARS)
+    at = words_page(tab="Compare two models")
+    model = at.selectbox(key="text_model").value
+    footer = [c.value for c in at.sidebar.caption if c.value.startswith("OpenAI key")]
+    assert footer == [f"OpenAI key: not set — `{model}` runs offline and needs none"]
+    at.selectbox(key="compare_model").set_value("openai:test-nokey").run()
+    assert not at.exception
+    hints = "\n".join(i.value for i in at.info)
+    assert "choose the `local` text model in the sidebar" not in hints
+    assert "instead of `openai:test-nokey` here" in hints
+    at.selectbox(key="text_model").set_value("openai:test-nokey").run()  # now the sidebar's own model
+    footer = [c.value for c in at.sidebar.caption if c.value.startswith("OpenAI key")]
+    assert (
+        footer and "`openai:test-nokey` needs one" in footer[0] and "using the local model" not in footer[0]
+    )
+
+
 def test_failures_are_not_cached(app_env, add_model):
     calls = {"n": 0}
 
@@ -248,3 +273,14 @@ def test_heatmap_and_bars_builders():
     assert list(bars.data[0].y) == ["b", "c"]
     with pytest.raises(ValueError):
         similarity_heatmap(sims, ["only one"])
+
+
+def test_similarity_bars_start_at_zero_and_negatives_are_numbers():
+    """A −1..1 bar draws 0 half full: non-negative values get a 0..1 bar, a column with a
+    negative value the plain number."""
+    from ui.views.text import similarity_column
+
+    bar = similarity_column(np.array([0.0, 0.4, 0.9]))
+    assert bar["type_config"]["type"] == "progress"
+    assert (bar["type_config"]["min_value"], bar["type_config"]["max_value"]) == (0.0, 1.0)
+    assert similarity_column(np.array([0.3, -0.2]))["type_config"]["type"] == "number"

@@ -206,6 +206,11 @@ def test_duplicates_make_one_row_each(app_env):
     at = type_words(open_page("pages/words.py"), "cat, Cat, CAT , dog, cat\ndog")
     assert_clean(at)
     assert list(charts(at)["words_heatmap"].data[0].x) == ["cat", "dog"]
+    notes = [shown_text(c.value) for c in at.caption if "Left out as repeats" in c.value]
+    assert notes == [
+        "Left out as repeats (case is ignored): “Cat” (as “cat”), “CAT” (as “cat”), “cat”, “dog”; "
+        "each item is embedded once."
+    ]
     at.session_state["words_tab"] = "Compare to one word"
     at.run()
     assert_clean(at)
@@ -214,6 +219,15 @@ def test_duplicates_make_one_row_each(app_env):
     at.text_area(key="tsne_groups").set_value("a: cat, dog\nb: Cat, cow").run()
     assert_clean(at)
     assert "appears twice" in all_text(at)
+
+
+def test_duplicate_items_names_what_parse_word_list_drops():
+    from embeddings.text.base import duplicate_items, parse_word_list
+
+    raw = "cat, Cat, CAT , dog\n\n dog ; bird"
+    assert parse_word_list(raw) == ["cat", "dog", "bird"]  # unchanged for existing callers
+    assert duplicate_items(raw) == [("Cat", "cat"), ("CAT", "cat"), ("dog", "dog")]
+    assert duplicate_items("a, b") == [] and duplicate_items(None) == []
 
 
 def test_one_word_where_more_are_needed(app_env):

@@ -382,19 +382,30 @@ def retrieval_scores(request: IndexRequest, k: int):
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _gallery_spec(
-    source: str, split: str, fingerprint: str, ids: tuple[int, ...], captions: tuple[str, ...], columns: int
+    source: str,
+    split: str,
+    fingerprint: str,
+    ids: tuple[int, ...],
+    captions: tuple[str, ...],
+    columns: int,
+    selected: int | None = None,
 ) -> dict:
     from ui.charts.image import gallery_figure
 
     thumbs = _thumbnails(source, split, fingerprint, ids, 96)
-    return gallery_figure(thumbs, list(ids), list(captions), columns).to_dict()
+    return gallery_figure(thumbs, list(ids), list(captions), columns, selected=selected).to_dict()
 
 
 def gallery_spec(
-    request: IndexRequest, ids: tuple[int, ...], captions: tuple[str, ...], columns: int
+    request: IndexRequest,
+    ids: tuple[int, ...],
+    captions: tuple[str, ...],
+    columns: int,
+    selected: int | None = None,
 ) -> dict:
-    """The clickable gallery figure for images ``ids`` as a plotly dict (built once per page of ids)."""
-    return _gallery_spec(request.source, request.split, request.fingerprint, ids, captions, columns)
+    """The clickable gallery figure for images ``ids`` as a plotly dict (built once per page of ids
+    and selected image, whose tile is framed)."""
+    return _gallery_spec(request.source, request.split, request.fingerprint, ids, captions, columns, selected)
 
 
 RERANKINGS = ("aqe", "kreciprocal")  # the label-free re-rankings that measurably helped (rerank.py)

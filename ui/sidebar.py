@@ -34,6 +34,7 @@ from ui.settings import (
     has_openai_key,
     openai_key_source,
 )
+from ui.views.text import plain
 
 KEY_HELP = (
     "To use OpenAI's embedding models, set the environment variable `OPENAI_API_KEY` before "
@@ -105,11 +106,21 @@ def _text_model_control() -> None:
 
 
 def _source_label(source: str) -> str:
+    """A collection's name, short enough for the sidebar's width (the full one is its ``help``)."""
     if source == "sample":
-        return "CIFAR-10 sample (2,000 bundled images)"
+        return "CIFAR-10 sample"
     if source == "cifar10":
-        return "CIFAR-10 (full, downloaded)"
+        return "CIFAR-10 (full)"
     return f"Folder: {os.path.basename(os.path.normpath(source))}"
+
+
+def _source_help(source: str) -> str:
+    """The collection's full description, shown on hover."""
+    if source == "sample":
+        return "CIFAR-10 sample: 2,000 test images (200 per class) bundled with the app."
+    if source == "cifar10":
+        return "CIFAR-10 in full, downloaded into the data folder."
+    return f"Image folder `{source}` (from `EMBEDDINGS_FOLDERS`)."
 
 
 def _image_controls() -> None:
@@ -120,7 +131,13 @@ def _image_controls() -> None:
     env = os.environ.get(COLLECTION_ENV, "").strip()
     if st.session_state.get(COLLECTION_KEY) not in sources:
         st.session_state[COLLECTION_KEY] = env if env in sources else sources[0]
-    st.selectbox("Image collection", sources, key=COLLECTION_KEY, format_func=_source_label)
+    st.selectbox(
+        "Image collection",
+        sources,
+        key=COLLECTION_KEY,
+        format_func=_source_label,
+        help=_source_help(st.session_state[COLLECTION_KEY]),
+    )
     splits = list_splits(st.session_state[COLLECTION_KEY])
     if st.session_state.get(SPLIT_KEY) not in splits:
         st.session_state[SPLIT_KEY] = "test" if "test" in splits else splits[0]
@@ -136,7 +153,7 @@ def _image_controls() -> None:
         "Image model",
         models,
         key=IMAGE_MODEL_KEY,
-        help=reason,
+        help=plain(reason),
         format_func=lambda m: f"{m} (not downloaded)" if m in missing else m,
     )
 
@@ -150,4 +167,11 @@ def _openai_key_status() -> None:
     if source:
         st.caption(f"OpenAI key: set (from {source})")
     else:
-        st.caption("OpenAI key: not set — using the local model", help=KEY_HELP)
+        st.caption(no_key_note(current_text_model()), help=KEY_HELP)
+
+
+def no_key_note(model_id: str) -> str:
+    """The key status when none is set, true for the chosen text model ``model_id``."""
+    if needs_key(model_id):
+        return f"OpenAI key: not set — `{model_id}` needs one: add a key, or choose an offline model above"
+    return f"OpenAI key: not set — `{model_id}` runs offline and needs none"

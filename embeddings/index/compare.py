@@ -108,3 +108,13 @@ def per_class_table(results: dict) -> dict[str, list]:
         r = results[name]
         table[name] = [r.per_class.get(c, float("nan")) for c in classes] + [r.precision]
     return table
+
+
+def pair_cosines(index, query_id: int, ids) -> np.ndarray:
+    """Cosine, in ``index``'s space, between stored item ``query_id`` and each of ``ids``.
+
+    An adapted index has the same item ids as its base index, so this gives the base model's
+    score for the neighbours an adapted model found (a softmax head's own cosines are all near 1).
+    """
+    vectors = np.asarray(index.embeddings)
+    return vectors[np.asarray(ids, dtype=np.int64)] @ vectors[int(query_id)]

@@ -159,6 +159,26 @@ def parse_word_list(raw: str, max_items: int = MAX_WORDS) -> list[str]:
     return items
 
 
+def duplicate_items(raw: str) -> list[tuple[str, str]]:
+    """``(dropped, kept)`` for each item :func:`parse_word_list` leaves out as a repeat of an
+    earlier one (case ignored), in input order: ``"cat, Cat, CAT"`` gives ``[("Cat", "cat"),
+    ("CAT", "cat")]``. Not text: ``[]`` (``parse_word_list`` says why)."""
+    if not isinstance(raw, str):
+        return []
+    kept: dict[str, str] = {}
+    dropped = []
+    for part in re.split(r"[,\n;]", raw):
+        cleaned = normalize_text(part)
+        if not cleaned:
+            continue
+        key = cleaned.casefold()
+        if key in kept:
+            dropped.append((cleaned, kept[key]))
+        else:
+            kept[key] = cleaned
+    return dropped
+
+
 def iter_batches(items: Sequence, size: int) -> Iterable[Sequence]:
     """Yield consecutive slices of ``items`` of at most ``size``."""
     for start in range(0, len(items), size):

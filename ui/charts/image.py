@@ -44,10 +44,19 @@ def image_data_uri(image: np.ndarray, max_bytes: int = MAX_IMAGE_BYTES) -> str:
     return f"data:image/{mime};base64," + base64.b64encode(data).decode("ascii")
 
 
+SELECTED_FRAME = "#4f46e5"  # the theme's primary colour
+
+
 def gallery_figure(
-    thumbs: list[np.ndarray], ids: list[int], captions: list[str], columns: int = 6, gap: int = 6
+    thumbs: list[np.ndarray],
+    ids: list[int],
+    captions: list[str],
+    columns: int = 6,
+    gap: int = 6,
+    selected: int | None = None,
 ) -> go.Figure:
     """A clickable grid of images: one click on an image selects its (invisible) centre point.
+    The tile of image ``selected`` (the current query), when shown, gets a frame.
 
     The selected point's ``customdata`` is the image id. ``thumbs`` share one size (tiles made
     by :func:`embeddings.image.io.thumbnail`); the grid goes out as one image of at most
@@ -74,6 +83,18 @@ def gallery_figure(
             showlegend=False,
         )
     )
+    if selected in ids:
+        n = ids.index(selected)
+        x0, y0 = xs[n] - w / 2, ys[n] - h / 2
+        fig.add_shape(
+            type="rect",
+            x0=x0 - gap / 2,
+            y0=y0 - gap / 2,
+            x1=x0 + w + gap / 2 - 1,
+            y1=y0 + h + gap / 2 - 1,
+            line={"color": SELECTED_FRAME, "width": 4},
+            layer="above",
+        )
     fig.update_xaxes(visible=False, range=[-0.5, tile.shape[1] - 0.5])
     fig.update_yaxes(visible=False, range=[tile.shape[0] - 0.5, -0.5], scaleanchor="x")
     fig.update_layout(
@@ -220,8 +241,8 @@ def image_map_figure(
         fig.add_trace(_selected_trace(layout, selected))
     fig.update_layout(
         height=620,
-        margin={"l": 10, "r": 10, "t": 10, "b": 10},
-        legend={"itemsizing": "constant"},
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},  # the toolbar sits in the top margin, not on the legend
+        legend={"itemsizing": "constant", "y": 1, "yanchor": "top"},
         xaxis={"visible": False},
         yaxis={"visible": False},
         clickmode="event+select",

@@ -20,6 +20,7 @@ from embeddings.text.wordlists import escape_markdown
 from ui.cached import comparison_variants, index_or_job, index_request, thumbnails, variant_precision
 from ui.jobs import Job
 from ui.settings import ImageSettings, IndexRequest
+from ui.views.text import show_problem
 
 RERANK_NAMES = {"aqe": "query expansion", "kreciprocal": "k-reciprocal"}
 THUMB = 72
@@ -65,14 +66,14 @@ def load_variants(settings: ImageSettings) -> tuple[list, tuple]:
     try:
         ready, jobs = finetuned_models(settings)
         for job in jobs:
-            if job.state == "failed":
+            if job.stopped:
                 st.warning(f"The fine-tuned model's index could not be built: {job.error}")
             else:
                 st.caption(f"{job.label}: {job.fraction:.0%} done; it joins the comparison when ready.")
         key = (index_request(settings), tuple(ready))
         return comparison_variants(*key), key
     except EmbeddingsError as exc:
-        st.error(f"The comparison could not be prepared: {exc}")
+        show_problem(f"The comparison could not be prepared: {exc}")
         st.stop()
 
 
@@ -84,9 +85,20 @@ def pick_variants(variants, key: str) -> list:
     return [v for v in variants if v.name in chosen]
 
 
+def row_length(k: int, cap: int) -> int:
+    """Thumbnails per row for ``k`` neighbours: the largest count up to ``cap`` that divides ``k``
+    (10 in rows of 5 or 2, never 3-3-3-1); ``cap`` itself when only 1 divides (a prime ``k``)."""
+    for n in range(min(cap, k), 1, -1):
+        if k % n == 0:
+            return n
+    return max(1, min(cap, k))
+
+
 def side_by_side(request: IndexRequest, variants, query_id: int, k: int) -> None:
     """The query's top-``k`` neighbours under each variant, in columns, with precision@k."""
-    from embeddings.index.compare import neighbours_side_by_side
+    from embeddings.index.compare import neighbours_side_by_side, pair_cosines
+    from ui.cached import load_index
+    from ui.views.image import HEAD_SCORES_NOTE
 
     if not variants:
         st.info("Pick at least one variant.")
@@ -105,8 +117,12 @@ def side_by_side(request: IndexRequest, variants, query_id: int, k: int) -> None
                 st.metric(f"precision@{k}", f"{float(np.mean(result.same_class)):.2f}")
             if variant.note:
                 st.caption(f":orange[{variant.note}]")
+            base_scores = None
+            if " head (" in variant.name:  # a projection head's cosines are all near 1: add the base's
+                base_scores = pair_cosines(load_index(request), query_id, result.ids)
+                st.caption(HEAD_SCORES_NOTE)
             thumbs = thumbnails(request, tuple(int(i) for i in result.ids), THUMB)
-            per_row = max(2, min(5, 10 // len(variants)))
+            per_row = row_length(len(result.ids), max(2, min(5, 10 // len(variants))))
             inner = st.columns(per_row)
             for n, (i, score, thumb) in enumerate(zip(result.ids, result.scores, thumbs, strict=True)):
                 same = None if result.same_class is None else bool(result.same_class[n])
@@ -117,7 +133,17 @@ def side_by_side(request: IndexRequest, variants, query_id: int, k: int) -> None
                 )
                 with inner[n % per_row]:
                     st.image(framed(thumb, same, width=3), width="stretch")
-                    st.caption(f"{class_mark(same)}{escape_markdown(label)} · {score:.2f}")
+                    shown = (
+                        f"{score:.2f}" if base_scores is None else f"{score:.2f}, base {base_scores[n]:.2f}"
+                    )
+                    st.caption(f"{class_mark(same)}{escape_markdown(label)} · {shown}")
+
+
+def summary_first(frame):
+    """The per-class table with its ``all`` row (mean precision) first, seen without scrolling."""
+    if "all" not in frame.index:
+        return frame
+    return frame.loc[["all", *[c for c in frame.index if c != "all"]]]
 
 
 def per_class_comparison(settings: ImageSettings, k: int) -> None:
@@ -134,12 +160,17 @@ def per_class_comparison(settings: ImageSettings, k: int) -> None:
     try:
         table = variant_precision(*key, tuple(v.name for v in chosen), k)
     except EmbeddingsError as exc:
-        st.error(f"The variants could not be scored: {exc}")
+        show_problem(f"The variants could not be scored: {exc}")
         return
     labels = {v.name: variant_label(v.name) for v in chosen}
     st.plotly_chart(variant_bars(table, k, labels), width="stretch")
-    frame = pd.DataFrame(table).set_index("class").rename(columns=labels)
-    st.dataframe(frame.style.format("{:.3f}"), width="stretch")
+    frame = summary_first(pd.DataFrame(table).set_index("class").rename(columns=labels))
+    st.dataframe(
+        frame.style.format("{:.3f}").apply(
+            lambda row: ["font-weight: bold" if row.name == "all" else ""] * len(row), axis=1
+        ),
+        width="stretch",
+    )
     for v in chosen:
         if v.note:
             st.caption(f"{variant_label(v.name)}: :orange[{v.note}]")

@@ -16,6 +16,7 @@ from ui.cached import (
     index_request,
     jobs_ahead,
     load_image_embedder,
+    load_index,
     map_or_job,
     retry_job,
     start_build,
@@ -24,8 +25,29 @@ from ui.cached import (
 from ui.charts.image import clicked_id, image_map_figure
 from ui.jobs import Job
 from ui.settings import ImageSettings, IndexRequest
+from ui.views.text import show_problem
 
 THUMB = 128
+SLIDER_WIDTH = 360  # pixels
+HEAD_SCORES_NOTE = (
+    "The head puts every image of a class at almost the same point, so its cosines are near 1; "
+    "the base model's cosine says how alike the two images look."
+)
+
+
+def base_index_of(settings: ImageSettings):
+    """The base model's loaded index when the sidebar's image model is a projection head, else None.
+
+    The head's index is derived from it (same item ids), so it is on disk once the head's is."""
+    from embeddings.adapt.heads import AdaptedImageEmbedder
+
+    embedder = load_image_embedder(settings.model_id, settings.precision)
+    if not isinstance(embedder, AdaptedImageEmbedder):
+        return None
+    try:
+        return load_index(index_request(settings, embedder.base.model_id))
+    except (EmbeddingsError, OSError):
+        return None
 
 
 def _current_index_key() -> str | None:
@@ -100,8 +122,12 @@ def show_model_unavailable(model_id: str, reason: str, key: str = "download_mode
         "or connect to the internet and press Download (about 600 MB for CLIP, 45 MB for ResNet18).",
         icon=":material/cloud_off:",
     )
-    with st.expander("Details"):
-        st.code(reason, language=None)
+    with st.expander("Details"):  # the precise reason, always: it is the only "why"
+        st.code(reason, language=None, wrap_lines=True)
+    _download_button(model_id, key)
+
+
+def _download_button(model_id: str, key: str = "download_model") -> None:
     st.button(
         "Download the weights and build the index",
         key=key,
@@ -111,13 +137,16 @@ def show_model_unavailable(model_id: str, reason: str, key: str = "download_mode
 
 
 def show_download_failed(model_id: str, reason: str) -> None:
-    """The user pressed Download and the weights still cannot be had: say so once, what to do."""
-    st.error(
-        f"**{model_id}** could not be loaded: its weights could not be downloaded. Choose another image "
-        "model in the sidebar (`efficientnet_lite0` works offline), or connect to the internet and reload."
+    """The user pressed Download and the weights still cannot be had: the plain reason, what to do,
+    and the button again (a second try fails as cleanly, or works once the machine is online)."""
+    show_problem(
+        f"The download did not work: {reason}",
+        "Check the internet connection and press the button again, or pick another image model in the "
+        "sidebar (`efficientnet_lite0` works offline).",
+        kind="warning",
+        icon=":material/cloud_off:",
     )
-    with st.expander("Details"):
-        st.code(reason, language=None)
+    _download_button(model_id)
 
 
 def require_index(settings: ImageSettings | None = None):
@@ -133,7 +162,7 @@ def require_index(settings: ImageSettings | None = None):
             show_model_unavailable(settings.model_id, str(exc))
         st.stop()
     except EmbeddingsError as exc:
-        st.error(f"The image collection or model could not be opened: {exc}")
+        show_problem(f"The image collection or model could not be opened: {exc}")
         st.stop()
     if not isinstance(result, Job):
         return result
@@ -166,7 +195,7 @@ def index_status_line(settings: ImageSettings) -> None:
             show_model_unavailable(settings.model_id, str(exc), key="home_download")
         return
     except EmbeddingsError as exc:
-        st.error(f"The image collection or model could not be opened: {exc}")
+        show_problem(f"The image collection or model could not be opened: {exc}")
         return
     if job is not None:
         if job.stopped:
@@ -201,13 +230,19 @@ def neighbour_count(label: str, available: int, key: str, default: int = 10, cap
     kept = st.session_state.get(key)
     if isinstance(kept, (int, float)) and not 1 <= kept <= top:  # e.g. after switching collections
         st.session_state[key] = int(min(max(kept, 1), top))
-    return min(int(st.slider(label, 1, top, min(default, top), key=key)), top)
+    # a fixed width: across the whole page a 1..50 slider is hard to set to one value
+    return min(int(st.slider(label, 1, top, min(default, top), key=key, width=SLIDER_WIDTH)), top)
 
 
 def neighbour_grid(
-    request: IndexRequest, index, ids, scores, query_label: str | None, columns: int = 5
+    request: IndexRequest, index, ids, scores, query_label: str | None, columns: int = 5, base_scores=None
 ) -> None:
-    """Neighbours with cosine scores and class labels; other-class neighbours framed red and marked ✗."""
+    """Neighbours with cosine scores and class labels; other-class neighbours framed red and marked ✗.
+
+    ``base_scores`` (a projection head's neighbours): the base model's cosine for the same pairs,
+    shown beside the head's, with a line on why the head's are all near 1."""
+    if base_scores is not None:
+        st.caption(HEAD_SCORES_NOTE)
     thumbs = thumbnails(request, tuple(int(i) for i in ids), THUMB)
     cols = st.columns(columns)
     for n, (i, score, thumb) in enumerate(zip(ids, scores, thumbs, strict=True)):
@@ -216,7 +251,10 @@ def neighbour_grid(
         with cols[n % columns]:
             st.image(framed(thumb, same), width="stretch")
             shown = escape_markdown(label) if label else f"#{int(i)}"
-            st.caption(f"{class_mark(same)}{shown}  \ncos {score:.3f}")
+            line = f"cos {score:.3f}"
+            if base_scores is not None:
+                line = f"head {score:.2f}  \nbase {float(base_scores[n]):.2f}"
+            st.caption(f"{class_mark(same)}{shown}  \n{line}")
 
 
 def render_image_map_section() -> None:
