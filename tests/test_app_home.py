@@ -157,3 +157,40 @@ def test_a_job_is_cancelled_from_the_page_and_started_again(app_env, add_model, 
     wait_for_jobs(at, TIMEOUT)
     assert not at.exception, at.exception
     assert "Index: 2,000 images" in all_text(at)
+
+
+def test_switching_the_split_shows_the_new_splits_build(app_env, add_model, monkeypatch, tmp_path):
+    """The image page's bar is the current request's: after a switch to another split it names
+    that split, not the one whose build was showing."""
+    from image_fixtures import make_class_folder
+
+    release = threading.Event()
+
+    class Slow(PixelImageEmbedder):
+        model_id = "test-slow"
+
+        def embed_batch(self, batch):
+            assert release.wait(60)
+            return super().embed_batch(batch)
+
+    folder = tmp_path / "two-splits"
+    for split in ("train", "test"):
+        make_class_folder(folder / split, per_class=3)
+    add_model("test-slow", Slow, kind="image")
+    monkeypatch.setenv("EMBEDDINGS_IMAGE_MODEL", "test-slow")
+    monkeypatch.setenv("EMBEDDINGS_FOLDERS", str(folder))
+    monkeypatch.setenv("EMBEDDINGS_COLLECTION", str(folder))
+    try:
+        at = run_app()
+        at.switch_page("pages/images.py").run()
+        assert not at.exception, at.exception
+        bars = [str(p.proto.text) for p in at.get("progress")]
+        assert bars and all("(test)" in b for b in bars), bars
+        at.sidebar.selectbox(key="split").set_value("train").run()
+        assert not at.exception, at.exception
+        bars = [str(p.proto.text) for p in at.get("progress")]
+        assert bars and all("(train)" in b for b in bars) and not any("(test)" in b for b in bars), bars
+    finally:
+        release.set()
+    wait_for_jobs(at, TIMEOUT)
+    assert not at.exception, at.exception
