@@ -408,7 +408,7 @@ def test_a_file_that_becomes_a_fifo_is_refused_at_once(tmp_path):
         assert _in_thread(lambda n=name: probe_size(str(tmp_path / n))) is None
         assert _in_thread(lambda n=name: folders._read_bytes(str(tmp_path / n))) is None
         with pytest.raises(OSError):
-            _in_thread(lambda n=name: folders._sha256_regular(str(tmp_path / n)))
+            _in_thread(lambda n=name: folders.sha256_file(str(tmp_path / n)))
 
 
 def test_links_leading_outside_the_folder_are_not_followed(tmp_path, caplog):

@@ -13,6 +13,8 @@ import re
 from functools import lru_cache
 from typing import Any
 
+from .files import open_regular_file
+
 
 def fingerprint(*parts: Any, length: int = 16) -> str:
     """Return a short stable hash of JSON-serialisable ``parts`` (order matters)."""
@@ -32,9 +34,10 @@ def slug(text: str) -> str:
 
 
 def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    """Return the hex sha256 of a file's bytes."""
+    """Return the hex sha256 of a file's bytes; ``OSError`` at once for anything but a regular
+    file (a FIFO or device never blocks the hash)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular_file(path) as fh:
         while chunk := fh.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()

@@ -7,7 +7,6 @@ only when a name, size or modification time changed since the last look in this 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -17,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.files import open_regular_file
-from ..core.fingerprint import fingerprint
+from ..core.fingerprint import fingerprint, sha256_file
 from ..errors import DatasetUnavailableError, InvalidInputError
 from .collection import SOURCES, ImageCollection, LazyFolderCollection
 from .io import DECODE_SHORT_SIDE, decode_all, decoded_size, is_image_filename, probe_size, read_regular_file
@@ -236,7 +234,7 @@ def _content_fingerprint(folder: str, found: list[tuple[str, str]], split: str, 
     contents = []
     for (path, name), (_, size, _) in zip(found, stats, strict=True):
         try:
-            contents.append([name, size, _sha256_regular(path) if size >= 0 else ""])
+            contents.append([name, size, sha256_file(path) if size >= 0 else ""])
         except OSError:
             contents.append([name, -1, ""])
     fp = fingerprint("folder-content", split, classes, contents)
@@ -247,15 +245,6 @@ def _content_fingerprint(folder: str, found: list[tuple[str, str]], split: str, 
             while len(_CONTENT_BY_STATS) > _CONTENT_MEMO_SIZE:
                 _CONTENT_BY_STATS.popitem(last=False)
     return fp
-
-
-def _sha256_regular(path: str) -> str:
-    """sha256 of a file's bytes; ``OSError`` at once when it is no longer a regular file."""
-    digest = hashlib.sha256()
-    with open_regular_file(path) as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _read_bytes(path: str) -> bytes | None:

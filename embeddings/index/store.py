@@ -14,7 +14,6 @@ index raises, and :func:`get_or_build_index` rebuilds it.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import logging
 import math
@@ -200,15 +199,6 @@ def file_entry(path: Path) -> dict:
     return {"sha256": sha256_file(path), "bytes": path.stat().st_size}
 
 
-def _sha256_regular(path: Path) -> str:
-    """sha256 of an index file, opened only if it is a regular file (a FIFO never blocks the load)."""
-    digest = hashlib.sha256()
-    with open_regular_file(path) as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def write_faiss_index(faiss_index, path: Path) -> None:
     """``faiss.write_index`` with its write failures as ``OSError`` (FAISS raises ``RuntimeError``
     "write error ... (No space left on device)"), so a full disk reads the same from every writer."""
@@ -345,7 +335,7 @@ def _check_files(folder: Path, manifest: dict, labelled: bool, verify: bool) -> 
         if size != entry["bytes"]:
             raise CorruptIndexError(f"index file {name} has {size} bytes, expected {entry['bytes']}")
         try:
-            if verify and _sha256_regular(path) != entry["sha256"]:
+            if verify and sha256_file(path) != entry["sha256"]:
                 raise CorruptIndexError(f"index file {name} does not match its checksum")
         except OSError as exc:
             raise CorruptIndexError(f"index file {name} in {folder} could not be read: {exc}") from exc
