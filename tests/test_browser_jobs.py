@@ -37,14 +37,10 @@ def data_dir():
 
 
 @pytest.fixture
-def tab(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
+def tab(page):
+    """The shared browser tab (tests/browser_support.py), with room for a cold build on two cores."""
     page.set_default_timeout(TIMEOUT_MS)
-    try:
-        yield page
-    finally:
-        context.close()
+    return page
 
 
 def test_unavailable_model_on_home_says_why_and_starts_no_build(browser, tab, data_dir):

@@ -8,7 +8,8 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -96,3 +97,21 @@ def is_regular_file(path: str | os.PathLike) -> bool:
         return stat.S_ISREG(os.stat(path).st_mode)
     except (OSError, ValueError):
         return False
+
+
+_READ_MEMO: dict[tuple, Any] = {}
+_READ_LOCK = threading.Lock()
+
+
+def read_memoised(path: str | os.PathLike, read: Callable[[Path], Any]) -> Any:
+    """``read(path)``, remembered per (path, size, modification time), so a shipped file is parsed
+    once per process and again only when it changes; None when there is no such file."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    key = (os.fspath(path), st.st_size, st.st_mtime_ns, read)
+    with _READ_LOCK:
+        if key not in _READ_MEMO:
+            _READ_MEMO[key] = read(Path(path))
+        return _READ_MEMO[key]

@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..config import PACKAGE_DATA
-from ..core.files import save_npy_atomic
+from ..core.files import read_memoised, save_npy_atomic
 from ..core.fingerprint import slug
 from .maps import _map_path
 from .store import ImageIndex, index_key, write_index
@@ -31,8 +29,6 @@ from .store import ImageIndex, index_key, write_index
 log = logging.getLogger(__name__)
 
 SHIPPED_DIR = PACKAGE_DATA / "precomputed"
-_MEMO: dict[tuple, ShippedIndex | None] = {}
-_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -78,15 +74,7 @@ def _read(path: Path) -> ShippedIndex | None:
 def shipped_index_for(collection, embedder) -> ShippedIndex | None:
     """The shipped index for (collection, embedder) if one was made for exactly this index key."""
     path = _path_for(collection, embedder)
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    memo_key = (str(path), st.st_size, st.st_mtime_ns)
-    with _LOCK:
-        if memo_key not in _MEMO:
-            _MEMO[memo_key] = _read(path)
-        shipped = _MEMO[memo_key]
+    shipped = read_memoised(path, _read)
     if shipped is None:
         return None
     if shipped.key != index_key(collection, embedder):

@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..config import PACKAGE_DATA
+from ..core.files import read_memoised
 from ..core.fingerprint import slug
 
 log = logging.getLogger(__name__)
 
 PRECOMPUTED_DIR = PACKAGE_DATA / "precomputed"
-_MEMO: dict[tuple, PrecomputedVectors | None] = {}
-_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -63,16 +61,7 @@ def _read(path) -> PrecomputedVectors | None:
 
 def precomputed_for(embedder) -> PrecomputedVectors | None:
     """The shipped table of ``embedder`` if there is one made with its current fingerprint."""
-    path = table_path(embedder.model_id)
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    key = (str(path), st.st_size, st.st_mtime_ns)
-    with _LOCK:
-        if key not in _MEMO:
-            _MEMO[key] = _read(path)
-        table = _MEMO[key]
+    table = read_memoised(table_path(embedder.model_id), _read)
     if table is None or table.vectors.shape[1] != embedder.dim:
         return None
     if table.fingerprint != embedder.fingerprint():
