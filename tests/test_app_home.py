@@ -90,7 +90,6 @@ def test_unknown_env_model_falls_back(app_env, monkeypatch):
 # ---------------------------------------------------------------------------- image jobs on Home
 
 import threading  # noqa: E402
-import time  # noqa: E402
 
 from embeddings.models.baselines import PixelImageEmbedder  # noqa: E402
 from tests.conftest import wait_for_jobs  # noqa: E402
@@ -158,51 +157,3 @@ def test_a_job_is_cancelled_from_the_page_and_started_again(app_env, add_model, 
     wait_for_jobs(at, TIMEOUT)
     assert not at.exception, at.exception
     assert "Index: 2,000 images" in all_text(at)
-
-
-def build_lines(at, timeout: float = 60) -> list[str]:
-    """The texts of the page's index-build bars, rerunning until one shows (bounded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        lines = [str(p.proto.text) for p in at.get("progress") if "Embedding" in str(p.proto.text)]
-        if lines or time.monotonic() > deadline:
-            return lines
-        time.sleep(0.5)
-        at.run()
-
-
-def test_switching_the_split_shows_the_new_splits_build(app_env, add_model, monkeypatch, tmp_path):
-    """The image page's bar is the current request's: after a switch to another split it names
-    that split, not the one whose build was showing."""
-    from image_fixtures import make_class_folder
-
-    release = threading.Event()
-
-    class Slow(PixelImageEmbedder):
-        model_id = "test-slow"
-
-        def embed_batch(self, batch):
-            assert release.wait(60)
-            return super().embed_batch(batch)
-
-    folder = tmp_path / "two-splits"
-    for split in ("train", "test"):
-        make_class_folder(folder / split, per_class=3)
-    add_model("test-slow", Slow, kind="image")
-    monkeypatch.setenv("EMBEDDINGS_IMAGE_MODEL", "test-slow")
-    monkeypatch.setenv("EMBEDDINGS_FOLDERS", str(folder))
-    monkeypatch.setenv("EMBEDDINGS_COLLECTION", str(folder))
-    try:
-        at = run_app()
-        at.switch_page("pages/images.py").run()
-        assert not at.exception, at.exception
-        shown = build_lines(at)
-        assert shown and all("(test)" in line for line in shown), shown
-        at.sidebar.selectbox(key="split").set_value("train").run()
-        assert not at.exception, at.exception
-        shown = build_lines(at)
-        assert shown and all("(train)" in line for line in shown), shown
-    finally:
-        release.set()
-    wait_for_jobs(at, TIMEOUT)
-    assert not at.exception, at.exception
