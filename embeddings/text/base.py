@@ -144,13 +144,7 @@ def parse_word_list(raw: str, max_items: int = MAX_WORDS) -> list[str]:
     """
     if not isinstance(raw, str):
         raise InvalidInputError("the word list must be text")
-    items: list[str] = []
-    seen: set[str] = set()
-    for part in re.split(r"[,\n;]", raw):
-        cleaned = normalize_text(part)
-        if cleaned and cleaned.casefold() not in seen:
-            seen.add(cleaned.casefold())
-            items.append(cleaned)
+    items = _split_items(raw)[0]
     if not items:
         raise InvalidInputError("the word list is empty: type words separated by commas or new lines")
     if len(items) > max_items:
@@ -163,8 +157,12 @@ def duplicate_items(raw: str) -> list[tuple[str, str]]:
     """``(dropped, kept)`` for each item :func:`parse_word_list` leaves out as a repeat of an
     earlier one (case ignored), in input order: ``"cat, Cat, CAT"`` gives ``[("Cat", "cat"),
     ("CAT", "cat")]``. Not text: ``[]`` (``parse_word_list`` says why)."""
-    if not isinstance(raw, str):
-        return []
+    return _split_items(raw)[1] if isinstance(raw, str) else []
+
+
+def _split_items(raw: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """The cleaned items of ``raw`` split on commas, new lines and semicolons: the first of each
+    (case ignored) in order, and ``(dropped, kept)`` for every later repeat."""
     kept: dict[str, str] = {}
     dropped = []
     for part in re.split(r"[,\n;]", raw):
@@ -176,7 +174,7 @@ def duplicate_items(raw: str) -> list[tuple[str, str]]:
             dropped.append((cleaned, kept[key]))
         else:
             kept[key] = cleaned
-    return dropped
+    return list(kept.values()), dropped
 
 
 def iter_batches(items: Sequence, size: int) -> Iterable[Sequence]:
