@@ -256,13 +256,13 @@ def results() -> tuple[int, int] | None:
                     f"Most frequent other class among the neighbours: **{escape_markdown(common)}** "
                     f"({wrong.count(common)})."
                 )
-        knn_vote_section(index, ids[0], scores[0], label)
         if label is not None:  # an upload has no class: no frames to explain
             st.caption(
                 "Green frame ✓ = same class as the query, red frame ✗ = another class. Scores are cosine similarity."
             )
         else:
             st.caption("Scores are cosine similarity.")
+    knn_vote_section(index, ids[0], scores[0], label)
     st.subheader(f"Top {k} neighbours")
     base_scores = None
     if query[0] == "id":

@@ -28,7 +28,8 @@ def vote_figure(classes: list[str], counts, weights, k: int) -> go.Figure:
             name="plain (1 vote each)",
             marker_color=PLAIN_COLOUR,
             text=[f"{int(counts[c])}/{k}" for c in shown],
-            textposition="auto",
+            textposition="outside",
+            cliponaxis=False,
             hovertemplate="%{y}: %{text} votes<extra></extra>",
         )
     )
@@ -40,14 +41,20 @@ def vote_figure(classes: list[str], counts, weights, k: int) -> go.Figure:
             name="weighted (by cosine)",
             marker_color=WEIGHTED_COLOUR,
             text=[f"{weights[c]:.2f}" for c in shown],
-            textposition="auto",
+            textposition="outside",
+            cliponaxis=False,
             hovertemplate="%{y}: summed cosine %{text}<extra></extra>",
         )
     )
     fig.update_layout(
         barmode="group",
-        xaxis={"range": [0, 1], "tickformat": ".0%", "title": "share of the vote"},
-        height=90 + 42 * len(shown),
+        xaxis={
+            "range": [0, 1.12],
+            "tickformat": ".0%",
+            "tickvals": [0, 0.25, 0.5, 0.75, 1],
+            "title": "share of the vote",
+        },
+        height=110 + 40 * len(shown),
         legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
         margin={"l": 10, "r": 10, "t": 30, "b": 40},
     )
