@@ -31,9 +31,12 @@ def _classifiable(index) -> str:
     return ""
 
 
-def knn_vote_section(index, neighbour_ids, scores, true_label: str | None = None) -> None:
+def knn_vote_section(
+    index, neighbour_ids, scores, true_label: str | None = None, key: str = "knn_vote"
+) -> None:
     """The query's predicted label by a vote of its neighbours ``neighbour_ids`` (cosine ``scores``,
-    best first), plain and weighted, with the vote as a bar chart; ✓/✗ against ``true_label`` when known."""
+    best first), plain and weighted, with the vote as a bar chart; ✓/✗ against ``true_label`` when known
+    (``key``: the chart's widget key, one per call on a page)."""
     why = _classifiable(index)
     if why:
         st.caption(why)
@@ -60,7 +63,7 @@ def knn_vote_section(index, neighbour_ids, scores, true_label: str | None = None
         vote_figure(result.classes, result.counts, result.weights, result.k),
         width="stretch",
         config={"displayModeBar": False},
-        key="knn_vote_chart",
+        key=f"{key}_chart",
     )
 
 
