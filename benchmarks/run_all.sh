@@ -53,6 +53,16 @@ for rr in none aqe kreciprocal; do
   run $PY -m embeddings eval-images --data "$CIFAR" --split test --index-split train --model efficientnet_lite0 --adapt finetune --rerank $rr --k 10
 done
 
+echo "## k-NN classification: test queries against the train index, and leave-one-out on the test split"
+run $PY -m embeddings eval-knn --data "$CIFAR" --split train --query-split test --model efficientnet_lite0
+run $PY -m embeddings eval-knn --data "$CIFAR" --split test --model efficientnet_lite0
+KNN_HEAD=$($PY -m embeddings fit-head --data "$CIFAR" --model efficientnet_lite0 | sed -n 's/^model id: //p')
+run $PY -m embeddings eval-knn --data "$CIFAR" --split train --query-split test --model "$KNN_HEAD"
+run $PY -m embeddings eval-knn --data "$CIFAR" --split test --model "$KNN_HEAD"
+run $PY -m embeddings eval-knn --data sample --model efficientnet_lite0
+run $PY -m embeddings eval-knn --data sample --model efficientnet_lite0-logreg-d5e90d43
+run $PY benchmarks/bench_knn.py --data "$CIFAR" --split test --model efficientnet_lite0
+
 echo "## app cold start and clicks (built index)"
 run $PY benchmarks/bench_app.py
 run $PY benchmarks/bench_first_use.py

@@ -29,6 +29,7 @@ from ui.charts.image import clicked_id, confusion_figure, precision_bars
 from ui.sidebar import require_router
 from ui.views.compare import load_variants, per_class_comparison, pick_variants, side_by_side
 from ui.views.image import base_index_of, neighbour_count, neighbour_grid, require_index
+from ui.views.knn import knn_curve_section, knn_vote_section
 from ui.views.text import plain
 
 PAGE_SIZE = 24
@@ -261,6 +262,7 @@ def results() -> tuple[int, int] | None:
             )
         else:
             st.caption("Scores are cosine similarity.")
+    knn_vote_section(index, ids[0], scores[0], label)
     st.subheader(f"Top {k} neighbours")
     base_scores = None
     if query[0] == "id":
@@ -310,6 +312,8 @@ def categories() -> None:
         f"Neighbours of **{focus}** images: "
         + ", ".join(f"{result.classes[j]} {row[j]:.0%}" for j in order if row[j] >= 0.01)
     )
+    st.subheader("k-NN classification")
+    knn_curve_section(index, key="image_knn")
 
 
 @st.fragment

@@ -486,3 +486,24 @@ def index_request(settings: ImageSettings, model_id: str | None = None) -> Index
         settings.precision,
         settings.data_dir,
     )
+
+
+# ---------------------------------------------------------------------------- k-NN classification
+
+
+def knn_or_job(index, k_max: int):
+    """Return the saved leave-one-out k-NN result of ``index`` for k = 1..``k_max``
+    (:func:`embeddings.index.knn.knn_curve`), or the background job computing it (one neighbour
+    search over the whole index, then saved beside it: computed once per index, not per rerun)."""
+    from embeddings.index.knn import knn_curve, knn_key, saved_knn_curve
+
+    found = saved_knn_curve(index, k_max)
+    if found is not None:
+        return found
+    count = len(index.embeddings)
+    return job_runner().submit(
+        f"knn:{index.path}:{knn_key(index, k_max)}",
+        f"Classifying each of the {count:,} items by its {k_max} nearest neighbours",
+        lambda progress: knn_curve(index, k_max, progress=progress),
+        unit="step",  # items, images or documents: no "img/s"
+    )

@@ -15,6 +15,7 @@ from .commands import (
     cmd_build_index,
     cmd_eval_analogies,
     cmd_eval_images,
+    cmd_eval_knn,
     cmd_eval_words,
     cmd_finetune,
     cmd_fit_head,
@@ -117,6 +118,24 @@ def _add_eval_commands(sub) -> None:
         help="re-rank neighbours without labels (default none)",
     )
     p.set_defaults(func=cmd_eval_images)
+
+    p = sub.add_parser(
+        "eval-knn",
+        help="k-NN classification accuracy for k = 1..k-max (plain and weighted), centroid baseline",
+    )
+    p.add_argument("--data", default=None, help="cifar10, sample, or a folder path (default: best present)")
+    p.add_argument("--split", default=None, help="the index's split (default: test, or the only split)")
+    p.add_argument(
+        "--model", default=None, help="image model id (default: resnet18, else the offline fallback)"
+    )
+    p.add_argument("--precision", choices=list(PRECISIONS), default=None, help="as for build-index")
+    p.add_argument(
+        "--query-split",
+        default=None,
+        help="classify this split's items by their neighbours in --split's index (default: leave-one-out on --split)",
+    )
+    p.add_argument("--k-max", type=int, default=50, help="largest k (default 50)")
+    p.set_defaults(func=cmd_eval_knn)
 
     p = sub.add_parser("fit-head", help="fit a projection head on a labelled split; prints the new model id")
     _image_args(p)

@@ -87,6 +87,11 @@ def _wait_for(job: Job, what: str) -> None:
     poll()
 
 
+def wait_for_job(job: Job, what: str) -> None:
+    """A background job's progress bar with its Cancel button (the page reruns when it ends)."""
+    _wait_for(job, what)
+
+
 def show_job_failure(what: str, job: Job, key: str | None = None) -> None:
     """A failed job: what happened and what to do (a full disk says so), the raw error in "Details"
     (paths and errno text stay out of the message), and a "Try again" button. A cancelled job
