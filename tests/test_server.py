@@ -144,7 +144,9 @@ def test_start_up_skips_the_component_scan_and_warms_imports_that_exist(monkeypa
 
     from ui.startup import WARM_MODULES, skip_component_scan, warm_imports
 
-    monkeypatch.setattr(manifest_scanner, "scan_component_manifests", manifest_scanner.scan_component_manifests)
+    monkeypatch.setattr(
+        manifest_scanner, "scan_component_manifests", manifest_scanner.scan_component_manifests
+    )
     assert skip_component_scan()  # this Streamlit still has the scan: the saving is not silently lost
     assert manifest_scanner.scan_component_manifests() == []
     assert warm_imports(("json", "no_such_module_for_the_test")) == ["json"]
