@@ -33,7 +33,7 @@ TRUST_HELP = (
 def trust_controls(key: str, n_points: int) -> tuple[bool, int]:
     """The switch and k (1 up to below half the points, default 10): (switch on, k)."""
     top = max_k(n_points)
-    switch, k_col = st.columns([3, 2], vertical_alignment="bottom")
+    switch, k_col, _ = st.columns([2, 1, 2], vertical_alignment="bottom")
     on = switch.toggle(
         TOGGLE_LABEL, key=f"{key}_trust", disabled=top < 1, help=TOGGLE_HELP, persist_state="session"
     )
@@ -65,7 +65,12 @@ def trust_summary(trust: MapTrust, key: str) -> None:
     )
     st.plotly_chart(share_histogram(trust.histogram(), trust.k), key=f"{key}_trust_hist", width="stretch")
     lost = int((trust.kept <= trust.k // 2).sum())
-    st.caption(f"{lost:,} of {trust.n:,} points kept half of their {trust.k} neighbours or fewer.")
+    st.caption(
+        f"{lost:,} of {trust.n:,} points kept half of their {trust.k} neighbours or fewer. "
+        "The share asks only whether a true neighbour stayed among the nearest on the map; "
+        "trustworthiness also asks how far the map's false neighbours really are, so it stays "
+        "high when they come from just outside the k nearest."
+    )
 
 
 def neighbourhood_map(
