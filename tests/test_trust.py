@@ -209,6 +209,9 @@ def test_figures_colour_points_by_their_share():
     assert [t.name for t in scatter_map(layout, labels, groups).data] == ["a", "b"]
     with pytest.raises(ValueError, match="shares"):
         scatter_map(layout[:10], labels[:10], groups[:10], trust=found)
+    three_d = scatter_map(np.c_[layout, x[:, 2]], labels, groups, trust=found, show_text=False)
+    assert three_d.data[0].type == "scatter3d" and three_d.data[0].mode == "markers"
+    np.testing.assert_allclose(three_d.data[0].marker.color, found.shares)
     image_fig = image_map_figure(layout, np.array([0, 1, 2] * 10), ["r", "g", "b"], selected=2, trust=found)
     shares_trace = image_fig.data[0]
     np.testing.assert_allclose(shares_trace.marker.color, found.shares)
