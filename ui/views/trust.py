@@ -44,7 +44,7 @@ def trust_controls(key: str, n_points: int) -> tuple[bool, int]:
     if isinstance(kept, (int, float)) and not 1 <= kept <= top:  # e.g. fewer words than before
         st.session_state[f"{key}_trust_k"] = int(min(max(kept, 1), top))
     k = k_col.number_input(
-        "k (neighbours)",
+        "Neighbours per point (k)",
         1,
         top,
         min(DEFAULT_K, top),
