@@ -279,16 +279,12 @@ def render_image_map_section() -> None:
     else:
         selected = None
     fig = image_map_figure(layout, index.labels, index.classes, selected, neighbours, trust=trust)
-    if trust is None:
+    map_col, side = st.columns([3, 1], gap="medium") if trust is not None else (st.container(), None)
+    with map_col:
         event = st.plotly_chart(
             fig, on_select="rerun", selection_mode="points", key="image_map", width="stretch"
         )
-    else:
-        map_col, side = st.columns([3, 1], gap="medium")
-        with map_col:
-            event = st.plotly_chart(
-                fig, on_select="rerun", selection_mode="points", key="image_map", width="stretch"
-            )
+    if side is not None:
         with side:
             trust_summary(trust, "image_map")
     clicked = clicked_id(event)
