@@ -32,6 +32,7 @@ run $PY benchmarks/bench_input_size.py --data "$CIFAR" --sizes 96,128,160,192,22
 
 echo "## maps"
 run $PY benchmarks/bench_maps.py --data "$CIFAR" --split test --model efficientnet_lite0
+run $PY benchmarks/bench_trust.py --data "$CIFAR" --split test --model efficientnet_lite0
 
 echo "## full index (train split, 50,000 images) and search latency"
 run $PY -m embeddings build-index --data "$CIFAR" --split train --model efficientnet_lite0

@@ -507,3 +507,40 @@ def knn_or_job(index, k_max: int):
         lambda progress: knn_curve(index, k_max, progress=progress),
         unit="step",  # items, images or documents: no "img/s"
     )
+
+
+# ---------------------------------------------------------------------------- where the map lies
+# How well each map keeps neighbourhoods (embeddings/core/trust.py): an index's map is scored
+# once per k in a background job and saved beside the map; small maps (words) in the process.
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def map_trust(vectors: np.ndarray, layout: np.ndarray, k: int):
+    """Neighbourhood preservation of a small map (words, documents): ``MapTrust`` at ``k``."""
+    from embeddings.core.trust import map_trust as score
+
+    return score(vectors, layout, k)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def layout_comparison(vectors: np.ndarray, first: np.ndarray, second: np.ndarray, k: int):
+    """How two maps of the same small set of vectors keep each point's k neighbours (``LayoutComparison``)."""
+    from embeddings.core.trust import compare_layouts
+
+    return compare_layouts(vectors, first, second, k)
+
+
+def trust_or_job(index, method: str, perplexity: float, seed: int, k: int):
+    """Return the saved neighbourhood preservation of ``index``'s map at ``k``, or the background
+    job computing it (about 6 s for 10,000 images on two cores: never on the page's thread)."""
+    from embeddings.index.trust import index_map_trust, saved_map_trust
+
+    found = saved_map_trust(index, method, perplexity, seed, k)
+    if found is not None:
+        return found
+    key = f"trust:{index.path}:{method}:{perplexity}:{seed}:{k}"
+    return job_runner().submit(
+        key,
+        f"Checking which of {index.count:,} images kept their {k} nearest neighbours on the map",
+        lambda progress: index_map_trust(index, method, perplexity, seed, k, progress=progress),
+    )

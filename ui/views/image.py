@@ -21,11 +21,13 @@ from ui.cached import (
     retry_job,
     start_build,
     thumbnails,
+    trust_or_job,
 )
 from ui.charts.image import clicked_id, image_map_figure
 from ui.jobs import Job
 from ui.settings import ImageSettings, IndexRequest
 from ui.views.text import show_problem
+from ui.views.trust import trust_controls, trust_summary
 
 THUMB = 128
 SLIDER_WIDTH = 360  # pixels
@@ -273,6 +275,7 @@ def render_image_map_section() -> None:
     if layout is None:
         return
     k = neighbour_count("Neighbours to mark", index.count - 1, key="map_k", cap=30)
+    trust = _image_map_trust(index)
     selected = st.session_state.get("map_selected")
     neighbours = None
     if valid_image_id(selected, index.count):
@@ -280,8 +283,15 @@ def render_image_map_section() -> None:
         neighbours = ids[0].tolist()
     else:
         selected = None
-    fig = image_map_figure(layout, index.labels, index.classes, selected, neighbours)
-    event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key="image_map", width="stretch")
+    fig = image_map_figure(layout, index.labels, index.classes, selected, neighbours, trust=trust)
+    map_col, side = st.columns([3, 1], gap="medium") if trust is not None else (st.container(), None)
+    with map_col:
+        event = st.plotly_chart(
+            fig, on_select="rerun", selection_mode="points", key="image_map", width="stretch"
+        )
+    if side is not None:
+        with side:
+            trust_summary(trust, "image_map")
     clicked = clicked_id(event)
     if valid_image_id(clicked, index.count):
         if clicked != st.session_state.get("map_selected"):
@@ -293,11 +303,35 @@ def render_image_map_section() -> None:
     _inspect_map_image(index, settings, layout, selected, k)
 
 
-def _image_map_layout(index, settings: ImageSettings) -> np.ndarray | None:
-    """The map's layout, or None after showing why there is none yet (an error, or a job's progress)."""
+def _map_perplexity(index) -> float:
     from embeddings.core.projection import max_perplexity
 
-    perplexity = min(30.0, max_perplexity(index.count))  # small collections need a lower one
+    return min(30.0, max_perplexity(index.count))  # small collections need a lower one
+
+
+def _image_map_trust(index):
+    """With the switch on: the saved share of neighbours each image kept on the map (``MapTrust``),
+    or None after showing the background job computing it (the map shows class colours meanwhile)."""
+    on, k = trust_controls("image_map", index.count)
+    if not on:
+        return None
+    try:
+        found = trust_or_job(index, "tsne", _map_perplexity(index), 0, k)
+    except EmbeddingsError as exc:
+        show_problem(f"The neighbourhoods could not be scored: {exc}")
+        return None
+    if isinstance(found, Job):
+        if found.stopped:
+            show_job_failure("Scoring the map's neighbourhoods", found, key="retry_trust")
+        else:
+            _wait_for(found, "Each image's neighbours are compared once per k and saved beside the map.")
+        return None
+    return found
+
+
+def _image_map_layout(index, settings: ImageSettings) -> np.ndarray | None:
+    """The map's layout, or None after showing why there is none yet (an error, or a job's progress)."""
+    perplexity = _map_perplexity(index)
     st.caption(
         f"{index.count:,} images of **{settings.source}** ({settings.split}), embedded with "
         f"**{settings.model_id}**, laid out with t-SNE (openTSNE, perplexity {perplexity:g}, seed 0). "
