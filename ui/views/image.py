@@ -25,6 +25,8 @@ from ui.cached import (
 from ui.charts.image import clicked_id, image_map_figure
 from ui.jobs import Job
 from ui.settings import ImageSettings, IndexRequest
+from ui.views import links
+from ui.views.exports import collection_name, csv_download
 from ui.views.text import show_problem
 
 THUMB = 128
@@ -264,6 +266,8 @@ def render_image_map_section() -> None:
     if index.count < 3:
         st.info(f"A map needs at least 3 images; this collection has {index.count}.")
         return
+    links.check("tsne", "point", index.count - 1, f"this collection ({index.count:,} images)")
+    links.check("tsne", "mk", min(30, index.count - 1), "this collection")
     layout = _image_map_layout(index, settings)
     if layout is None:
         return
@@ -277,6 +281,7 @@ def render_image_map_section() -> None:
         selected = None
     fig = image_map_figure(layout, index.labels, index.classes, selected, neighbours)
     event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key="image_map", width="stretch")
+    _map_download(index, settings, layout)
     clicked = clicked_id(event)
     if valid_image_id(clicked, index.count):
         if clicked != st.session_state.get("map_selected"):
@@ -286,6 +291,29 @@ def render_image_map_section() -> None:
         st.info("Click any point on the map to inspect that image.")
         return
     _inspect_map_image(index, settings, layout, selected, k)
+
+
+def _map_download(index, settings: ImageSettings, layout: np.ndarray) -> None:
+    """The map's coordinates with each image's id and class, as CSV."""
+    from embeddings.core.exports import map_csv
+    from embeddings.index.exports import labels_of
+
+    csv_download(
+        "Map coordinates (CSV)",
+        lambda: map_csv(layout, {"id": np.arange(index.count), "label": labels_of(index)}),
+        "map-tsne", settings.model_id, collection_name(settings), "export_image_map",
+    )  # fmt: skip
+
+
+def neighbours_download(settings: ImageSettings, index, query: str, ids, scores) -> None:
+    """The query's neighbours (rank, id, label, cosine) as CSV."""
+    from embeddings.core.exports import neighbours_csv
+
+    labels = [class_name(index, int(i)) for i in ids]
+    csv_download(
+        "Neighbours (CSV)", lambda: neighbours_csv(query, [int(i) for i in ids], list(scores), labels),
+        "neighbours", settings.model_id, collection_name(settings), "export_neighbours",
+    )  # fmt: skip
 
 
 def _image_map_layout(index, settings: ImageSettings) -> np.ndarray | None:
