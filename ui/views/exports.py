@@ -12,6 +12,8 @@ from embeddings.core.exports import CSV_MIME, NPY_MIME, PARQUET_MIME, array_npy,
 from embeddings.errors import EmbeddingsError
 from ui.settings import ImageSettings
 
+PREPARE_KEY = "export_parquet_wanted"  # set by the Prepare button's callback: it survives a rerun
+
 
 def download(
     label: str, build: Callable[[], bytes], file_name: str, mime: str, key: str, help: str | None = None
@@ -60,8 +62,14 @@ def collection_downloads(index, settings: ImageSettings) -> None:
             )  # fmt: skip
         with pq_col:
             path = saved_parquet(index)
-            if path is None and st.button("Prepare the Parquet file", key="export_parquet_prepare"):
+            if path is None and st.session_state.pop(PREPARE_KEY, False):
                 path = _write_parquet(index, settings, write_parquet)
+            if path is None:
+                st.button(
+                    "Prepare the Parquet file", key="export_parquet_prepare",
+                    on_click=st.session_state.__setitem__, args=(PREPARE_KEY, True),
+                    help="Written once per index, beside it on disk (seconds for 10,000 images), then downloadable.",
+                )  # fmt: skip
             if path is not None:
                 download(
                     "Vectors and labels (.parquet)", path.read_bytes,
