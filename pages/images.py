@@ -61,7 +61,7 @@ st.caption(
 if index.count < 2:
     st.warning(f"Searching needs at least 2 images; this collection has {index.count}.")
     st.stop()
-links.check("images", "q", index.count - 1, f"this collection ({index.count:,} images)")
+links.check("images", "q", index.count - 1, f"this collection of {index.count:,} images")
 links.check("images", "k", min(50, index.count - 1), "this collection")
 
 text_model = joint_text_model(settings.model_id)

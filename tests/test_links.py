@@ -245,7 +245,7 @@ def test_tsne_images_link_marks_the_same_point_and_a_point_past_the_end_is_ignor
     bad = open_link("pages/tsne.py", section="images", point="2000", mk="30")
     wait_for_jobs(bad, TIMEOUT, poll=1)
     assert_clean(bad)
-    assert "map point #2000 is past the end of this collection (2,000 images) (ids 0 to 1,999)" in messages(
+    assert "map point #2000 is past the end of this collection of 2,000 images (ids 0 to 1,999)" in messages(
         bad
     )
     assert "Click any point" in messages(bad) and "map_selected" not in bad.session_state
@@ -281,7 +281,7 @@ def test_images_link_to_the_class_view(app_env):
 @pytest.mark.parametrize(
     "params, expected",
     [
-        ({"q": "2000", "k": "5"}, "query image #2000 is past the end of this collection (2,000 images)"),
+        ({"q": "2000", "k": "5"}, "query image #2000 is past the end of this collection of 2,000 images"),
         ({"q": "7", "k": "ten"}, "neighbours (k) “ten” is not a whole number"),
         ({"q": "7", "k": "80"}, "neighbours (k) 80 is out of range (1 to 50)"),
         ({"collection": "cifar100"}, "image collection “cifar100” is not available here"),

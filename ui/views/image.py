@@ -266,7 +266,7 @@ def render_image_map_section() -> None:
     if index.count < 3:
         st.info(f"A map needs at least 3 images; this collection has {index.count}.")
         return
-    links.check("tsne", "point", index.count - 1, f"this collection ({index.count:,} images)")
+    links.check("tsne", "point", index.count - 1, f"this collection of {index.count:,} images")
     links.check("tsne", "mk", min(30, index.count - 1), "this collection")
     layout = _image_map_layout(index, settings)
     if layout is None:

@@ -35,6 +35,7 @@ from ui.urlstate import (
 RESTORED = "_links_restored"  # pages (and "sidebar") whose link was read this session
 NOTES = "_links_notes"  # {page: [note, ...]} what the link asked for that was ignored, and why
 PENDING = "_links_pending"  # {page: {param: value}} linked values the page checks against its data
+SLOT = "_links_slot"  # this run's st.empty() where the message is drawn
 
 
 def _params() -> dict[str, str]:
@@ -122,8 +123,14 @@ def check(page: str, param: str, upper: int, what: str) -> None:
     if note is None:
         return
     st.session_state.pop(f.key, None)  # the page's default instead
-    st.session_state.setdefault(NOTES, {}).setdefault(page, []).append(note)
-    _warn([note])
+    notes = st.session_state.setdefault(NOTES, {}).setdefault(page, [])
+    notes.append(note)
+    slot = st.session_state.get(SLOT)
+    if slot is not None:  # drawn by this run's restore(): the message grows in place
+        with slot.container():
+            _warn(notes)
+    else:
+        _warn([note])
 
 
 def _warn(notes: list[str]) -> None:
@@ -135,11 +142,14 @@ def _warn(notes: list[str]) -> None:
 
 
 def show_notes(page: str) -> None:
-    """The link's ignored values for ``page``, with a button that dismisses them."""
+    """The link's ignored values for ``page`` (in a slot :func:`check` can add to), with a
+    button that dismisses them."""
+    slot = st.session_state[SLOT] = st.empty()
     notes = st.session_state.get(NOTES, {}).get(page)
     if not notes:
         return
-    _warn(notes)
+    with slot.container():
+        _warn(notes)
     st.button("Dismiss", key=f"links_dismiss_{page}", on_click=st.session_state[NOTES].pop, args=(page, None))
 
 
