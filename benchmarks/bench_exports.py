@@ -46,7 +46,9 @@ def main() -> None:
     start = time.perf_counter()
     for _ in range(100):
         parquet_path(index).is_file()
-    print(f"looking for the saved Parquet file (each rerun of the page): {(time.perf_counter() - start) * 10:.2f} ms")
+    print(
+        f"looking for the saved Parquet file (each rerun of the page): {(time.perf_counter() - start) * 10:.2f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -232,10 +232,10 @@ def test_collection_downloads_hold_the_index(app_env, downloads):
 
 
 def test_image_map_download_holds_the_drawn_points(app_env, downloads):
-    at = open_page("pages/tsne.py", section="images")
+    at = open_page("pages/tsne.py", section="images", image_model="efficientnet_lite0")  # its map is shipped
     wait_for_jobs(at, TIMEOUT, poll=1)
     name, data = downloads(at, "export_image_map")
-    assert name == "map-tsne-pixels-sample-test.csv"
+    assert name == "map-tsne-efficientnet_lite0-sample-test.csv"
     table = pd.read_csv(io.BytesIO(data))
     assert list(table.columns) == ["id", "label", "x", "y"] and len(table) == 2000
     fig = plotly.io.from_json(next(c for c in at.get("plotly_chart") if c.key == "image_map").proto.spec)

@@ -237,12 +237,15 @@ def test_tsne_words_link(app_env):
 
 
 def test_tsne_images_link_marks_the_same_point_and_a_point_past_the_end_is_ignored(app_env):
-    at = open_link("pages/tsne.py", section="images", point="3", mk="5")
+    # the bundled sample ships its index and map for the default image model: no map is computed here
+    at = open_link("pages/tsne.py", section="images", point="3", mk="5", image_model="efficientnet_lite0")
     wait_for_jobs(at, TIMEOUT, poll=1)
     assert_clean(at)
     assert at.session_state["map_selected"] == 3 and at.slider(key="map_k").value == 5
     assert any("of its 5 nearest neighbours" in str(m.value) for m in at.markdown)
-    bad = open_link("pages/tsne.py", section="images", point="2000", mk="30")
+    bad = open_link(
+        "pages/tsne.py", section="images", point="2000", mk="30", image_model="efficientnet_lite0"
+    )
     wait_for_jobs(bad, TIMEOUT, poll=1)
     assert_clean(bad)
     assert "map point #2000 is past the end of this collection of 2,000 images (ids 0 to 1,999)" in messages(
