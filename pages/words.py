@@ -151,7 +151,7 @@ def matrix_downloads(model_id: str, items: list[str], sims: np.ndarray) -> None:
     left, right = st.columns(2)
     with left:
         csv_download(
-            "Similarity matrix (CSV)", lambda: similarity_matrix_csv(items, sims),
+            "Matrix (CSV)", lambda: similarity_matrix_csv(items, sims),
             "similarity", model_id, "words", "export_similarity",
         )  # fmt: skip
     with right:
