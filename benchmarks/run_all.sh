@@ -31,6 +31,7 @@ run $PY benchmarks/bench_int8.py --data "$CIFAR" --calibration 256
 run $PY benchmarks/bench_input_size.py --data "$CIFAR" --sizes 96,128,160,192,224
 
 echo "## maps"
+run $PY benchmarks/bench_exports.py --data "$CIFAR" --split test   # the downloads' build times
 run $PY benchmarks/bench_maps.py --data "$CIFAR" --split test --model efficientnet_lite0
 run $PY benchmarks/bench_trust.py --data "$CIFAR" --split test --model efficientnet_lite0
 

@@ -16,6 +16,8 @@ from embeddings.text.wordlists import (
 from ui import cached
 from ui.settings import current_text_model
 from ui.sidebar import require_router
+from ui.views import links
+from ui.views.exports import csv_download
 from ui.views.text import show_error, word_box
 from ui.views.trust import method_comparison, neighbourhood_map
 
@@ -44,6 +46,7 @@ def render_words_section() -> None:
             height=170,
             help="Lines without a colon go to the group “ungrouped”. Press Ctrl+Enter to apply.",
         )
+        links.length_note("tsne")
     with controls_col:
         method, dims, requested, seed, show_text = _words_map_controls()
     try:
@@ -138,6 +141,12 @@ def _show_words_map(
     if n > LABELS_MAX:
         note += f" Labels are hidden above {LABELS_MAX} points; hover to read them."
     st.caption(note)
+    from embeddings.core.exports import map_csv
+
+    csv_download(
+        "Map coordinates (CSV)", lambda: map_csv(coords, {"word": groups.words, "group": groups.groups}),
+        f"map-{method}", model_id, "words", "export_words_map",
+    )  # fmt: skip
     if trust is not None:
         _compare_methods(model_id, groups, labels, coords.shape[1], perplexity, seed, trust.k, show_text)
 
@@ -188,18 +197,22 @@ SECTIONS = [
 
 def render() -> None:
     st.title("t-SNE map")
+    sections = [title for title, _ in SECTIONS]
+    links.restore("tsne", tsne_sections=sections, tsne_methods=list(METHODS), tsne_dims=["2D", "3D"])
     st.caption(
         "Embeddings have hundreds of dimensions; a map squeezes them into two (or three) so you can "
         "see which items the model considers close."
     )
     if len(SECTIONS) == 1:
         SECTIONS[0][1]()
+        links.sync("tsne")
         return
     tabs = st.tabs([title for title, _ in SECTIONS], key="tsne_section", on_change="rerun")
     for tab, (_, section) in zip(tabs, SECTIONS, strict=True):
         with tab:
             if tab.open:  # only the visible section runs
                 section()
+    links.sync("tsne")
 
 
 render()

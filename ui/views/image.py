@@ -26,6 +26,8 @@ from ui.cached import (
 from ui.charts.image import clicked_id, image_map_figure
 from ui.jobs import Job
 from ui.settings import ImageSettings, IndexRequest
+from ui.views import links
+from ui.views.exports import collection_name, csv_download
 from ui.views.text import show_problem
 from ui.views.trust import trust_controls, trust_summary
 
@@ -271,6 +273,8 @@ def render_image_map_section() -> None:
     if index.count < 3:
         st.info(f"A map needs at least 3 images; this collection has {index.count}.")
         return
+    links.check("tsne", "point", index.count - 1, f"this collection of {index.count:,} images")
+    links.check("tsne", "mk", min(30, index.count - 1), "this collection")
     layout = _image_map_layout(index, settings)
     if layout is None:
         return
@@ -292,6 +296,7 @@ def render_image_map_section() -> None:
     if side is not None:
         with side:
             trust_summary(trust, "image_map")
+    _map_download(index, settings, layout)
     clicked = clicked_id(event)
     if valid_image_id(clicked, index.count):
         if clicked != st.session_state.get("map_selected"):
@@ -301,6 +306,29 @@ def render_image_map_section() -> None:
         st.info("Click any point on the map to inspect that image.")
         return
     _inspect_map_image(index, settings, layout, selected, k)
+
+
+def _map_download(index, settings: ImageSettings, layout: np.ndarray) -> None:
+    """The map's coordinates with each image's id and class, as CSV."""
+    from embeddings.core.exports import map_csv
+    from embeddings.index.exports import labels_of
+
+    csv_download(
+        "Map coordinates (CSV)",
+        lambda: map_csv(layout, {"id": np.arange(index.count), "label": labels_of(index)}),
+        "map-tsne", settings.model_id, collection_name(settings), "export_image_map",
+    )  # fmt: skip
+
+
+def neighbours_download(settings: ImageSettings, index, query: str, ids, scores) -> None:
+    """The query's neighbours (rank, id, label, cosine) as CSV."""
+    from embeddings.core.exports import neighbours_csv
+
+    labels = [class_name(index, int(i)) for i in ids]
+    csv_download(
+        "Neighbours (CSV)", lambda: neighbours_csv(query, [int(i) for i in ids], list(scores), labels),
+        "neighbours", settings.model_id, collection_name(settings), "export_neighbours",
+    )  # fmt: skip
 
 
 def _map_perplexity(index) -> float:
