@@ -28,6 +28,7 @@ from ui.cached import (
 from ui.charts.image import clicked_id, confusion_figure, precision_bars
 from ui.sidebar import require_router
 from ui.views.compare import load_variants, per_class_comparison, pick_variants, side_by_side
+from ui.views.conflicts import label_conflicts_section, near_duplicates_section
 from ui.views.image import base_index_of, neighbour_count, neighbour_grid, require_index
 from ui.views.text import plain
 
@@ -310,6 +311,10 @@ def categories() -> None:
         f"Neighbours of **{focus}** images: "
         + ", ".join(f"{result.classes[j]} {row[j]:.0%}" for j in order if row[j] >= 0.01)
     )
+    st.divider()
+    label_conflicts_section(settings, index)
+    st.divider()
+    near_duplicates_section(settings, index)
 
 
 @st.fragment

@@ -172,12 +172,14 @@ class LabelConflicts:
         return out
 
 
+def conflicts_key(index, k: int) -> str:
+    """The fingerprint of ``index``'s label conflicts for ``k``: its embeddings, labels, k, version."""
+    return fingerprint(_embeddings_sha(index), _labels_sha(index), k, "conflicts", VERSION)
+
+
 def _conflicts_path(index, k: int) -> Path | None:
     folder = _folder(index)
-    if folder is None:
-        return None
-    key = fingerprint(_embeddings_sha(index), _labels_sha(index), k, "conflicts", VERSION)
-    return folder / f"conflicts-k{k}-{key}.npz"
+    return None if folder is None else folder / f"conflicts-k{k}-{conflicts_key(index, k)}.npz"
 
 
 CONFLICT_ARRAYS = ("share", "weighted", "majority", "majority_share")
@@ -362,13 +364,20 @@ class DuplicatePairs:
         return out
 
 
+def duplicates_key(
+    index, other=None, floor: float = DUPLICATE_FLOOR, per_item: int = DUPLICATE_CANDIDATES
+) -> str:
+    """The fingerprint of the near-duplicate candidates of ``index`` (against ``other``, or within it)."""
+    partner = "" if other is None else _embeddings_sha(other)
+    return fingerprint(_embeddings_sha(index), partner, float(floor), int(per_item), "duplicates", VERSION)
+
+
 def _duplicates_path(index, other, floor: float, per_item: int) -> Path | None:
     folder = _folder(index)
     if folder is None:
         return None
-    partner = "" if other is None else _embeddings_sha(other)
-    key = fingerprint(_embeddings_sha(index), partner, floor, per_item, "duplicates", VERSION)
-    return folder / f"duplicates-{'cross' if other is not None else 'within'}-{key}.npz"
+    scope = "cross" if other is not None else "within"
+    return folder / f"duplicates-{scope}-{duplicates_key(index, other, floor, per_item)}.npz"
 
 
 DUPLICATE_ARRAYS = ("first", "second", "cosine", "last")
