@@ -70,16 +70,17 @@ def test_ranking_is_share_then_the_similarity_weighted_share():
     scores = np.array(
         [[0.9, 0.9, 0.1], [0.2, 0.2, 0.9], [0.5, 0.5, 0.5], [0.5, 0.5, 0.5], [1, 1, 1], [1, 1, 1], [1, 1, 1]]
     )
-    share, weighted, majority, majority_share = conflicts.disagreement_from_neighbours(
-        labels, found, scores, 2
-    )
+    arrays = conflicts.disagreement_from_neighbours(labels, found, scores, 2)
+    share, weighted, majority = arrays["share"], arrays["weighted"], arrays["majority"]
     np.testing.assert_allclose(share, [2 / 3, 2 / 3, 1 / 3, 1, 1 / 3, 1 / 3, 0])
     np.testing.assert_allclose(weighted[:2], [1.8 / 1.9, 0.4 / 1.3])
     assert majority.tolist() == [1, 1, 1, 0, 0, 0, -1]
-    scored = conflicts.NeighbourDisagreement(3, ["x", "y"], labels, share, weighted, majority, majority_share)
+    np.testing.assert_allclose(arrays["other_cosine"], [0.9, 0.2, 0.5, 0.5, 1, 1, 0])
+    scored = conflicts.NeighbourDisagreement(3, ["x", "y"], labels, **arrays)
     ranked = scored.conflicts(0.5)
     assert ranked.ids.tolist() == [3, 0, 1]  # full disagreement first; then 0 outweighs 1 at 2/3
-    assert scored.conflicts(0.3).ids.tolist() == [3, 0, 1, 2, 4, 5]  # 1/3 ties: weighted, then id
+    # 2, 4 and 5 tie at 1/3 (weighted too, one other neighbour each): the closer other neighbour first
+    assert scored.conflicts(0.3).ids.tolist() == [3, 0, 1, 4, 5, 2]
     assert ranked.per_class == {"x": 2, "y": 1}
 
 

@@ -35,7 +35,7 @@ from ..errors import InvalidInputError
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
-VERSION = 1
+VERSION = 2
 DEFAULT_K = 10
 DEFAULT_MIN_SHARE = 0.5
 # Measured on CIFAR-10 test vs train with efficientnet_lite0 (README "Measured quality"): every
@@ -111,6 +111,7 @@ class NeighbourDisagreement:
     weighted: np.ndarray  # (n,) the same, each neighbour weighted by its cosine
     majority: np.ndarray  # (n,) the most frequent other label among them (-1: none)
     majority_share: np.ndarray  # (n,) share of the k neighbours carrying that label
+    other_cosine: np.ndarray  # (n,) mean cosine of the neighbours with another label (0: none)
     seconds: float = 0.0  # how long computing it took (0 when loaded from disk)
 
     def conflicts(self, min_share: float = DEFAULT_MIN_SHARE) -> LabelConflicts:
@@ -119,7 +120,16 @@ class NeighbourDisagreement:
             raise InvalidInputError(f"min share must be in (0, 1], got {min_share!r}")
         # a share is a multiple of 1/k: compare with a tolerance so 0.5 means 5 of 10
         ids = np.flatnonzero(self.share >= float(min_share) - 1e-9)
-        order = np.lexsort((ids, -self.weighted[ids], -self.share[ids]))
+        # strongest first: share, then weighted share; then (often among all-disagreeing items) how many
+        # neighbours agree on one other label, how close they are, and the id
+        keys = (
+            ids,
+            -self.other_cosine[ids],
+            -self.majority_share[ids],
+            -self.weighted[ids],
+            -self.share[ids],
+        )
+        order = np.lexsort(keys)
         return LabelConflicts(self, float(min_share), ids[order])
 
 
@@ -158,13 +168,16 @@ class LabelConflicts:
         return out
 
     def lines(self, top: int = 20) -> list[str]:
-        """The ranked list, the per-class counts, and last ``label_conflicts=<int> items=<int> k=<int>``."""
+        """The ranked list (share of other-label neighbours, weighted by cosine, share agreeing on the
+        majority other label), the per-class counts, and last ``label_conflicts=<int> items=<int> k=<int>``."""
         k = self.scores.k
-        out = [f"{'rank':>4}  {'id':>6}  {'label':<12} {'neighbours say':<14} {'share':>5}  weighted"]
+        out = [
+            f"{'rank':>4}  {'id':>6}  {'label':<12} {'neighbours say':<14} {'share':>5}  {'weighted':>8}  agree"
+        ]
         for rank, row in enumerate(self.rows(top), start=1):
             out.append(
                 f"{rank:>4}  {row['id']:>6}  {row['label']:<12} {row['neighbours_say']:<14} "
-                f"{row['share']:5.2f}  {row['weighted']:.3f}"
+                f"{row['share']:5.2f}  {row['weighted']:8.3f}  {row['majority_share']:5.2f}"
             )
         out.append(f"per class (items whose {k} neighbours are at least {self.min_share:.0%} another label):")
         out += [f"{name:>12s}  {count}" for name, count in self.per_class.items()]
@@ -182,7 +195,7 @@ def _conflicts_path(index, k: int) -> Path | None:
     return None if folder is None else folder / f"conflicts-k{k}-{conflicts_key(index, k)}.npz"
 
 
-CONFLICT_ARRAYS = ("share", "weighted", "majority", "majority_share")
+CONFLICT_ARRAYS = ("share", "weighted", "majority", "majority_share", "other_cosine")
 
 
 def saved_disagreement(index, k: int = DEFAULT_K) -> NeighbourDisagreement | None:
@@ -205,9 +218,10 @@ def _check_k(index, k) -> int:
 
 def disagreement_from_neighbours(
     labels: np.ndarray, found: np.ndarray, scores: np.ndarray, n_classes: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(share, weighted share, majority other label, its share) for neighbour ids ``found`` (n, k)
-    with cosines ``scores`` (n, k) of items labelled ``labels`` (pure numpy)."""
+) -> dict[str, np.ndarray]:
+    """The arrays of :class:`NeighbourDisagreement` (share, weighted share, majority other label, its
+    share, mean cosine of the other-label neighbours) for neighbour ids ``found`` (n, k) with cosines
+    ``scores`` (n, k) of items labelled ``labels`` (pure numpy)."""
     labels = np.asarray(labels, dtype=np.int64)
     found = np.asarray(found, dtype=np.int64)
     n, k = found.shape
@@ -222,7 +236,16 @@ def disagreement_from_neighbours(
     np.add.at(counts, (rows[other.ravel()], theirs.ravel()[other.ravel()]), 1)
     majority = np.where(counts.max(axis=1) > 0, counts.argmax(axis=1), -1)  # ties: the lower label
     majority_share = counts.max(axis=1) / k
-    return share, weighted, majority, majority_share
+    n_other = other.sum(axis=1)
+    summed = (np.asarray(scores, dtype=np.float64) * other).sum(axis=1)
+    other_cosine = np.divide(summed, n_other, out=np.zeros(n), where=n_other > 0)
+    return {
+        "share": share,
+        "weighted": weighted,
+        "majority": majority,
+        "majority_share": majority_share,
+        "other_cosine": other_cosine,
+    }
 
 
 def label_disagreement(index, k: int = DEFAULT_K, progress: Progress | None = None) -> NeighbourDisagreement:
@@ -241,10 +264,7 @@ def label_disagreement(index, k: int = DEFAULT_K, progress: Progress | None = No
         ids[batch], scores[batch] = index.neighbours(batch, k)
         if progress:
             progress(int(batch[-1]) + 1, n)
-    share, weighted, majority, majority_share = disagreement_from_neighbours(
-        labels, ids, scores, len(index.classes)
-    )
-    arrays = {"share": share, "weighted": weighted, "majority": majority, "majority_share": majority_share}
+    arrays = disagreement_from_neighbours(labels, ids, scores, len(index.classes))
     _save(_conflicts_path(index, k), **arrays)
     seconds = time.perf_counter() - started
     log.info("label conflicts of %d items (k=%d) in %.1fs", n, k, seconds)
