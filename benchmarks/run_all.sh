@@ -53,6 +53,15 @@ for rr in none aqe kreciprocal; do
   run $PY -m embeddings eval-images --data "$CIFAR" --split test --index-split train --model efficientnet_lite0 --adapt finetune --rerank $rr --k 10
 done
 
+echo "## near-duplicates and label conflicts (CIFAR-10, efficientnet_lite0)"
+run $PY benchmarks/duplicate_bands.py --data "$CIFAR" --model efficientnet_lite0
+for t in 0.85 0.88 0.90 0.92 0.95; do
+  run $PY -m embeddings find-duplicates --data "$CIFAR" --model efficientnet_lite0 --split test --against train --threshold $t
+done
+run $PY -m embeddings find-duplicates --data "$CIFAR" --model efficientnet_lite0 --split test --threshold 0.90
+run $PY -m embeddings find-duplicates --data "$CIFAR" --model efficientnet_lite0 --split train --threshold 0.90
+run $PY -m embeddings find-label-conflicts --data "$CIFAR" --model efficientnet_lite0 --split test
+
 echo "## app cold start and clicks (built index)"
 run $PY benchmarks/bench_app.py
 run $PY benchmarks/bench_first_use.py
