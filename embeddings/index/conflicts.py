@@ -63,7 +63,7 @@ def _embeddings_sha(index) -> str:
 
 
 def _labels_sha(index) -> str:
-    labels = np.ascontiguousarray(np.asarray(index.labels, dtype=np.int64))
+    labels = np.ascontiguousarray(_labels_of(index, "finding label conflicts"))
     return hashlib.sha256(labels.tobytes() + "\x1f".join(index.classes).encode("utf-8")).hexdigest()
 
 
