@@ -35,7 +35,7 @@ from ui.views.text import show_problem
 SHOWN = 10  # tiles (conflicts) or pairs (near-duplicates) per page
 COLUMNS = 5
 TILE = 112
-SELECTED_KEY = "conflict_selected"  # the label conflict whose neighbours are shown
+SELECTED_KEY = "conflict_selected"  # (index folder, id) of the label conflict whose neighbours are shown
 
 
 def _ready(found, what: str, key: str):
@@ -130,16 +130,23 @@ def label_conflicts_section(settings: ImageSettings, index) -> None:
                 f"#{i} labelled **{escape_markdown(index.classes[found.labels[i]])}**  \n"
                 f"neighbours say **{escape_markdown(says)}** · {found.share[i]:.0%} disagree"
             )
-            st.button("Neighbours", key=f"conflict_show_{i}", on_click=_select, args=(i,), type="tertiary")
-    selected = st.session_state.get(SELECTED_KEY)
-    if isinstance(selected, int) and 0 <= selected < index.count:
+            st.button(
+                "Show neighbours",
+                key=f"conflict_show_{i}",
+                on_click=_select,
+                args=(str(index.path), i),
+                icon=":material/arrow_downward:",
+                type="tertiary",
+            )
+    where, selected = st.session_state.get(SELECTED_KEY) or (None, None)
+    if where == str(index.path) and isinstance(selected, int) and 0 <= selected < index.count:
         _conflict_neighbours(request, index, found, selected)
     else:
-        st.caption("Press Neighbours under an image to see the neighbours that disagree with its label.")
+        st.caption("Press Show neighbours under an image to see the neighbours that disagree with its label.")
 
 
-def _select(i: int) -> None:
-    st.session_state[SELECTED_KEY] = int(i)
+def _select(where: str, i: int) -> None:
+    st.session_state[SELECTED_KEY] = (where, int(i))  # an id means something only in its index
 
 
 def _conflict_neighbours(request, index, found, selected: int) -> None:
