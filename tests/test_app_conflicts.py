@@ -6,14 +6,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import torch  # noqa: F401  (imported now, not first in a job thread while the page compiles: CPython
-
 # 3.11's parser is not thread-safe, "SystemError: AST constructor recursion depth mismatch")
+import pytest
+import torch  # noqa: F401  (imported now, not first in a job thread while the page compiles: CPython
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import assert_clean, shown_text, wait_for_jobs
 from tests.test_conflicts import colour_folder
 
+pytestmark = pytest.mark.app_env(shared_data="conflicts-app")  # the sample's index is built once here
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 90
 CLASS_VIEW = "How well are classes separated?"
