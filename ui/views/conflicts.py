@@ -263,9 +263,12 @@ def near_duplicates_section(settings: ImageSettings, index) -> None:
         if mixed:
             st.caption(f"{mixed:,} of these pairs carry two different labels.")
         counts = pairs.per_class(query.labels, query.classes)
+        column = (
+            "images in a pair" if other is None else f"{names[0]} images with a {names[1]} near-duplicate"
+        )
         with st.expander("Per class"):
             st.dataframe(
-                pd.DataFrame({"class": list(counts), "images in a pair": list(counts.values())}),
+                pd.DataFrame({"class": list(counts), column: list(counts.values())}),
                 hide_index=True,
             )
     if pairs.capped:
