@@ -64,6 +64,14 @@ run $PY -m embeddings eval-knn --data "$CIFAR" --split test --model "$KNN_HEAD"
 run $PY -m embeddings eval-knn --data sample --model efficientnet_lite0
 run $PY -m embeddings eval-knn --data sample --model efficientnet_lite0-logreg-d5e90d43
 run $PY benchmarks/bench_knn.py --data "$CIFAR" --split test --model efficientnet_lite0
+echo "## near-duplicates and label conflicts (CIFAR-10, efficientnet_lite0)"
+run $PY benchmarks/duplicate_bands.py --data "$CIFAR" --model efficientnet_lite0
+for t in 0.85 0.88 0.90 0.92 0.95; do
+  run $PY -m embeddings find-duplicates --data "$CIFAR" --model efficientnet_lite0 --split test --against train --threshold $t
+done
+run $PY -m embeddings find-duplicates --data "$CIFAR" --model efficientnet_lite0 --split test --threshold 0.90
+run $PY -m embeddings find-duplicates --data "$CIFAR" --model efficientnet_lite0 --split train --threshold 0.90
+run $PY -m embeddings find-label-conflicts --data "$CIFAR" --model efficientnet_lite0 --split test
 
 echo "## app cold start and clicks (built index)"
 run $PY benchmarks/bench_app.py

@@ -29,6 +29,7 @@ from ui.charts.image import clicked_id, confusion_figure, precision_bars
 from ui.sidebar import require_router
 from ui.views import links
 from ui.views.compare import load_variants, per_class_comparison, pick_variants, side_by_side
+from ui.views.conflicts import label_conflicts_section, near_duplicates_section
 from ui.views.exports import collection_downloads
 from ui.views.image import base_index_of, neighbour_count, neighbour_grid, neighbours_download, require_index
 from ui.views.knn import knn_curve_section, knn_vote_section
@@ -322,6 +323,10 @@ def categories() -> None:
     )
     st.subheader("k-NN classification")
     knn_curve_section(index, key="image_knn")
+    st.divider()
+    label_conflicts_section(settings, index)
+    st.divider()
+    near_duplicates_section(settings, index)
 
 
 @st.fragment

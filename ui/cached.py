@@ -544,3 +544,62 @@ def trust_or_job(index, method: str, perplexity: float, seed: int, k: int):
         f"Checking which of {index.count:,} images kept their {k} nearest neighbours on the map",
         lambda progress: index_map_trust(index, method, perplexity, seed, k, progress=progress),
     )
+
+
+# ---------------------------------------------------------------------------- label conflicts, near-duplicates
+
+CONFLICT_RESULTS_KEPT = 16  # results held in memory (each a few MB at most for 50,000 images)
+
+
+@st.cache_resource(show_spinner=False)
+def _conflict_results() -> dict:
+    """Label conflicts and near-duplicate candidates once loaded or computed, by their fingerprint."""
+    return {"lock": threading.Lock(), "results": {}}
+
+
+def _saved_or_job(key: str, label: str, saved: Callable, compute: Callable):
+    """The result for ``key``: from memory, from beside the index (``saved()``), or from the finished
+    background job running ``compute(progress)``; else that job (started if needed)."""
+    store = _conflict_results()
+    found = store["results"].get(key)
+    if found is None:
+        found = saved()
+    if found is None:
+        job = job_runner().get(key)
+        if job is None or job.active or job.stopped:
+            return job_runner().submit(key, label, compute)
+        found = job.result
+        job_runner().forget(key)
+    with store["lock"]:
+        results = store["results"]
+        results[key] = found
+        while len(results) > CONFLICT_RESULTS_KEPT:
+            results.pop(next(iter(results)))
+    return found
+
+
+def label_disagreement_or_job(index, k: int):
+    """Every item's neighbour disagreement (:func:`embeddings.index.conflicts.label_disagreement`),
+    computed once per index in the background and saved beside it; or the job computing it."""
+    from embeddings.index.conflicts import conflicts_key, label_disagreement, saved_disagreement
+
+    return _saved_or_job(
+        f"conflicts:{index.path}:{conflicts_key(index, k)}",
+        f"Finding label conflicts among {index.count:,} images (k={k})",
+        lambda: saved_disagreement(index, k),
+        lambda progress: label_disagreement(index, k, progress),
+    )
+
+
+def duplicate_candidates_or_job(index, other=None):
+    """Near-duplicate candidates of ``index`` (against ``other``, or within it) down to the lowest
+    threshold offered, computed once in the background and saved beside it; or the job computing them."""
+    from embeddings.index.conflicts import duplicate_candidates, duplicates_key, saved_duplicates
+
+    scope = f"against {other.count:,} others" if other is not None else "within the split"
+    return _saved_or_job(
+        f"duplicates:{index.path}:{duplicates_key(index, other)}",
+        f"Looking for near-duplicates of {index.count:,} images ({scope})",
+        lambda: saved_duplicates(index, other),
+        lambda progress: duplicate_candidates(index, other, progress=progress),
+    )

@@ -363,3 +363,39 @@ def cmd_eval_knn(args) -> int:
     for line in curve.lines():
         print(line)
     return 0
+
+
+def cmd_find_label_conflicts(args) -> int:
+    from ..index.conflicts import find_label_conflicts
+
+    _, index = _index(args)
+    if args.top < 0:
+        raise InvalidInputError(f"--top must be 0 or more, got {args.top}")
+    with progress_bar(f"neighbours of {index.count:,} items") as progress:
+        result = find_label_conflicts(index, k=args.k, min_share=args.min_share, progress=progress)
+    if result.scores.seconds:
+        _say(f"computed in {result.scores.seconds:.1f}s, saved beside the index")
+    for line in result.lines(top=args.top):
+        print(line)
+    return 0
+
+
+def cmd_find_duplicates(args) -> int:
+    from ..index.conflicts import find_duplicates
+
+    if args.top < 0:
+        raise InvalidInputError(f"--top must be 0 or more, got {args.top}")
+    _, index = _index(args)
+    split = index.manifest["key"]["collection"]["split"]
+    other, names = None, (split, split)
+    if args.against and args.against != split:
+        _, other = _index(args, split=args.against)
+        names = (split, args.against)
+    with progress_bar(f"near-duplicates of {index.count:,} items", unit="item") as progress:
+        pairs = find_duplicates(index, other, threshold=args.threshold, progress=progress)
+    if pairs.candidates.seconds:
+        _say(f"computed in {pairs.candidates.seconds:.1f}s, saved beside the index")
+    other_labels = None if other is None else other.labels
+    for line in pairs.lines(index.labels, other_labels, index.classes, top=args.top, names=names):
+        print(line)
+    return 0

@@ -17,6 +17,8 @@ from .commands import (
     cmd_eval_images,
     cmd_eval_knn,
     cmd_eval_words,
+    cmd_find_duplicates,
+    cmd_find_label_conflicts,
     cmd_finetune,
     cmd_fit_head,
     cmd_models,
@@ -40,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_index_commands(sub)
     _add_eval_commands(sub)
     _add_finetune_command(sub)
+    _add_conflict_commands(sub)
     _add_bench_commands(sub)
     p = sub.add_parser("models", help="list model ids")
     p.set_defaults(func=cmd_models)
@@ -195,3 +198,38 @@ def _add_bench_commands(sub) -> None:
     _image_args(p, k=True)
     p.add_argument("--queries", type=int, default=1000, help="number of queries (default 1000)")
     p.set_defaults(func=cmd_bench_search)
+
+
+def _add_conflict_commands(sub) -> None:
+    """find-duplicates and find-label-conflicts."""
+    from ..index.conflicts import DEFAULT_K, DEFAULT_MIN_SHARE, DEFAULT_THRESHOLD
+
+    p = sub.add_parser(
+        "find-duplicates", help="near-duplicate pairs within a split, or against another split"
+    )
+    _image_args(p)
+    p.add_argument(
+        "--against", default=None, help="look for each item's near-duplicates in this split instead"
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        help=f"cosine at least this (default {DEFAULT_THRESHOLD}, measured on CIFAR-10)",
+    )
+    p.add_argument("--top", type=int, default=20, help="pairs to print (default 20)")
+    p.set_defaults(func=cmd_find_duplicates)
+
+    p = sub.add_parser(
+        "find-label-conflicts", help="items whose nearest neighbours mostly carry another label"
+    )
+    _image_args(p)
+    p.add_argument("--k", type=int, default=DEFAULT_K, help=f"neighbours per item (default {DEFAULT_K})")
+    p.add_argument(
+        "--min-share",
+        type=float,
+        default=DEFAULT_MIN_SHARE,
+        help=f"share of neighbours with another label, at least (default {DEFAULT_MIN_SHARE})",
+    )
+    p.add_argument("--top", type=int, default=20, help="conflicts to print (default 20)")
+    p.set_defaults(func=cmd_find_label_conflicts)
