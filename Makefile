@@ -17,8 +17,6 @@ $(VENV)/.installed: requirements.txt requirements-test.txt
 	touch $@
 
 run: $(VENV)/.installed
-	@# bytecode first: serve.py warms imports in a thread beside the first page (see `make test`)
-	$(BIN)/python -m compileall -q embeddings ui pages app.py serve.py
 	$(BIN)/streamlit run serve.py --server.address $(ADDRESS) --server.port $(PORT)
 
 test: $(VENV)/.installed

@@ -137,17 +137,3 @@ def test_the_server_listens_on_loopback_only(server_url):
             socket.create_connection((address, port), timeout=5).close()
     if not others and not Path("/proc/net/tcp").exists():
         pytest.skip("no non-loopback address and no /proc/net/tcp to check the bound socket")
-
-
-def test_start_up_skips_the_component_scan_and_warms_imports_that_exist(monkeypatch):
-    from streamlit.components.v2 import manifest_scanner
-
-    from ui.startup import WARM_MODULES, skip_component_scan, warm_imports
-
-    monkeypatch.setattr(
-        manifest_scanner, "scan_component_manifests", manifest_scanner.scan_component_manifests
-    )
-    assert skip_component_scan()  # this Streamlit still has the scan: the saving is not silently lost
-    assert manifest_scanner.scan_component_manifests() == []
-    assert warm_imports(("json", "no_such_module_for_the_test")) == ["json"]
-    assert warm_imports() == list(WARM_MODULES)  # every name still names a module
