@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 
 import numpy as np
 import pytest
@@ -236,3 +237,32 @@ def test_cli_builds_ivfpq_and_search_uses_it(data_dir, capsys):
     assert manifest["index_kind"] == "ivfpq" and manifest["ivfpq"]["rerank"] == 300
     assert main(["build-index", "--data", "sample", "--model", "pixels", "--workers", "3"]) == 2
     assert "need --engine ray" in capsys.readouterr().err
+
+
+def test_engine_ray_without_ray_says_how_to_install_it(data_dir, capsys, monkeypatch):
+    from embeddings.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError, as when it is not installed
+    assert main(["build-index", "--data", "sample", "--model", "pixels", "--engine", "ray"]) == 2
+    assert "pip install -r requirements-ray.txt" in capsys.readouterr().err
+    assert not (data_dir / "indexes").exists() or not list((data_dir / "indexes").glob("*/manifest.json"))
+
+
+def test_the_app_searches_an_index_whose_manifest_names_ivfpq(app_env):
+    from embeddings.image.base import default_precision
+    from embeddings.image.collections import open_collection
+    from embeddings.index.service import get_or_build_index
+    from embeddings.registry import get_image_embedder
+    from tests.test_app_images import open_ready, text_of
+
+    collection = open_collection("sample")
+    embedder = get_image_embedder("pixels", app_env).set_precision(default_precision())
+    index, _ = get_or_build_index(collection, embedder, app_env)
+    index = ondisk.ensure_ivfpq(index)
+    manifest = (index.path / "manifest.json").read_text()
+    at = open_ready("pages/images.py")
+    at.session_state["image_query"] = ("id", 7)
+    at.run()
+    assert not at.exception and "Top 10 neighbours" in text_of(at)
+    assert len(at.get("image")) == 1 + 10
+    assert (index.path / "manifest.json").read_text() == manifest  # loaded as it is, not rebuilt
