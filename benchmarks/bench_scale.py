@@ -6,7 +6,8 @@
    into its own fresh data folder. Prints images/s of each (the Ray figure with and without the
    cluster's start-up) and the lowest per-image cosine between the two builds' vectors.
 2. IVF-PQ: the 60,000 vectors of the full built CIFAR-10 index (train + test ``embeddings.npy``,
-   ``--index-dir``; made by ``build-index --data /work/shared/datasets/cifar10``) in one file; an
+   under ``--index-dir``, default the data folder's ``indexes/``; made by ``build-index --data
+   /work/shared/datasets/cifar10`` for both splits) in one file; an
    IVF-PQ index of the default spec for that size is trained and written beside it. Prints bytes on
    disk of flat vs IVF-PQ, resident memory of a process that loads each and runs 200 queries
    (anonymous = what must fit in RAM; file-backed = page cache, evictable), recall@10 against the
@@ -33,7 +34,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-FULL60 = "/tmp/full60/indexes"
 LATENCY_QUERIES = 200
 
 
@@ -49,6 +49,11 @@ def subset_folder(data: Path, n: int, out: Path) -> Path:
 
 
 def bench_engines(data: Path, n: int, workers: int) -> None:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        print("engines: skipped, Ray is not installed (pip install -r requirements-ray.txt)")
+        return
     from embeddings.distributed.ray_engine import build_with_ray, ray_cluster
     from embeddings.image.base import default_precision
     from embeddings.image.collections import open_collection
@@ -167,7 +172,18 @@ def bench_ivfpq(index_dir: Path, nprobe: int, rerank: int) -> None:
         ivf_only.nprobe = nprobe
         recall_ivf = recall_at_k(ivf_only.search(queries, 10)[1], truth)
         recall_rr = recall_at_k(searcher.search(queries, 10)[1], truth)
-        del flat, vectors, searcher, ivf_only, ivf
+        sweep = []
+        for probe in (16, 32, 64, 128):
+            for depth in (256, 512):
+                trial = RerankedIVFPQ(ivf_only, mapped, probe, depth)
+                found = trial.search(queries, 10)[1]
+                times = []
+                for q in queries[:LATENCY_QUERIES]:
+                    t = time.perf_counter()
+                    trial.search(q[None], 10)
+                    times.append(time.perf_counter() - t)
+                sweep.append((probe, depth, recall_at_k(found, truth), statistics.median(times) * 1000))
+        del flat, vectors, searcher, ivf_only, ivf, trial
         runs = {}
         for mode in ("flat", "ivfpq", "ivfpq+rerank"):
             out = subprocess.run(
@@ -207,6 +223,9 @@ def bench_ivfpq(index_dir: Path, nprobe: int, rerank: int) -> None:
             f"  recall@10 against flat (1,000 stored vectors as queries, nprobe={nprobe}): IVF-PQ {recall_ivf:.4f}, "
             f"IVF-PQ + re-ranking {rerank} {recall_rr:.4f}"
         )
+        print("  sweep (same process, warm page cache): nprobe rerank recall@10 p50")
+        for probe, depth, recall, p50 in sweep:
+            print(f"    {probe:4d} {depth:4d} {recall:.4f} {p50:.2f} ms")
         print(
             f"  ratio p50 flat / (IVF-PQ + re-rank): {runs['flat']['p50_ms'] / runs['ivfpq+rerank']['p50_ms']:.2f}; "
             f"ratio anonymous memory flat / IVF-PQ+re-rank: {runs['flat']['anon'] / max(1, runs['ivfpq+rerank']['anon']):.1f}"
@@ -222,8 +241,12 @@ def main() -> None:
         "--images", type=int, default=2000, help="images for the engine comparison (default 2000)"
     )
     parser.add_argument("--workers", type=int, default=2, help="Ray workers (default 2)")
-    parser.add_argument("--index-dir", default=FULL60, help="the indexes folder of the full CIFAR-10 build")
-    parser.add_argument("--nprobe", type=int, default=32)
+    parser.add_argument(
+        "--index-dir",
+        default=None,
+        help="the indexes folder of the full CIFAR-10 build (default: the data folder's)",
+    )
+    parser.add_argument("--nprobe", type=int, default=128)
     parser.add_argument("--rerank", type=int, default=256)
     parser.add_argument("--skip-engines", action="store_true", help="only the IVF-PQ part")
     parser.add_argument("--skip-ivfpq", action="store_true", help="only the engine part")
@@ -234,7 +257,11 @@ def main() -> None:
     if not args.skip_engines:
         bench_engines(Path(args.data), args.images, args.workers)
     if not args.skip_ivfpq:
-        bench_ivfpq(Path(args.index_dir), args.nprobe, args.rerank)
+        from embeddings.config import data_dir
+
+        bench_ivfpq(
+            Path(args.index_dir) if args.index_dir else data_dir() / "indexes", args.nprobe, args.rerank
+        )
 
 
 if __name__ == "__main__":

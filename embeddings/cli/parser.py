@@ -114,7 +114,7 @@ def _scale_args(p) -> None:
         help="FAISS IVF-PQ spec, e.g. IVF1024,PQ64 (default: nlist = 4 sqrt(n), PQ64 or the largest divisor of the dims)",
     )
     p.add_argument(
-        "--nprobe", type=int, default=32, help="with --index ivfpq: lists scanned per query (default 32)"
+        "--nprobe", type=int, default=128, help="with --index ivfpq: lists scanned per query (default 128)"
     )
     p.add_argument(
         "--rerank",

@@ -124,7 +124,12 @@ def build_with_ray(
     data_dir = resolve_data_dir(data_dir)
     if not isinstance(workers, int) or workers < 1:
         raise EmbeddingsError(f"--workers must be a positive integer, got {workers!r}")
-    spec = worker_spec(collection, embedder, shards_dir(collection, embedder, data_dir), data_dir)
+    if getattr(embedder, "precision", None) == "onnx":
+        embedder.embed(
+            collection.get_images([0])
+        )  # exports the ONNX file once, here, before the workers load it
+    threads = None if gpus_per_worker else 1  # a CPU actor holds one CPU: its model gets one thread
+    spec = worker_spec(collection, embedder, shards_dir(collection, embedder, data_dir), data_dir, threads)
     with ray_cluster(address, workers, verbose) as ray:
         engine = {
             "name": "ray",

@@ -6,6 +6,7 @@ and write them (:mod:`.shards`). Ray runs it as an actor class in ``map_batches`
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,9 +17,10 @@ from ..index.store import embed_collection
 from .shards import Shard, key_fingerprint, write_shard
 
 
-def worker_spec(collection, embedder, shard_folder: Path, data_dir) -> dict:
+def worker_spec(collection, embedder, shard_folder: Path, data_dir, threads: int | None = None) -> dict:
     """What a worker needs to rebuild the collection and the model on its own machine (plain JSON
-    data: source, split, model id, precision, data folder, the expected key fingerprint)."""
+    data: source, split, model id, precision, data folder, the expected key fingerprint, and the
+    inference threads it may use; None: every core it sees)."""
     desc = collection.describe()
     return {
         "source": str(desc["source"]),
@@ -28,6 +30,7 @@ def worker_spec(collection, embedder, shard_folder: Path, data_dir) -> dict:
         "data_dir": str(data_dir),
         "shard_folder": str(shard_folder),
         "key": key_fingerprint(collection, embedder),
+        "threads": threads,
     }
 
 
@@ -58,9 +61,15 @@ class ShardWorker:
 
     def __init__(self, spec: dict, collection=None, embedder=None):
         from ..image.collections import open_collection
+        from ..image.runtime import THREADS_ENV
         from ..registry import get_image_embedder
 
         self.spec = dict(spec)
+        if spec.get("threads"):  # a worker given n CPUs runs its model on n threads, not on every core
+            os.environ[THREADS_ENV] = str(spec["threads"])
+            import torch
+
+            torch.set_num_threads(int(spec["threads"]))
         self.collection = collection or open_collection(
             spec["source"], spec["split"], data_dir=spec["data_dir"]
         )
