@@ -266,3 +266,14 @@ def test_the_app_searches_an_index_whose_manifest_names_ivfpq(app_env):
     assert not at.exception and "Top 10 neighbours" in text_of(at)
     assert len(at.get("image")) == 1 + 10
     assert (index.path / "manifest.json").read_text() == manifest  # loaded as it is, not rebuilt
+
+
+def test_an_engine_worker_caps_its_inference_threads(monkeypatch):
+    from embeddings.image import runtime
+
+    monkeypatch.delenv(runtime.THREADS_ENV, raising=False)
+    cores = runtime.cpu_threads()
+    monkeypatch.setenv(runtime.THREADS_ENV, "1")
+    assert runtime.cpu_threads() == 1
+    monkeypatch.setenv(runtime.THREADS_ENV, "not a number")
+    assert runtime.cpu_threads() == cores
