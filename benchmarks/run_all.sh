@@ -39,6 +39,8 @@ echo "## full index (train split, 50,000 images) and search latency"
 run $PY -m embeddings build-index --data "$CIFAR" --split train --model efficientnet_lite0
 run $PY -m embeddings eval-images --data "$CIFAR" --split test --index-split train --model efficientnet_lite0 --k 10
 run $PY benchmarks/bench_search_full.py --data "$CIFAR" --model efficientnet_lite0 --queries 1000
+echo "## past one machine: local vs Ray engine (the Ray part needs requirements-ray.txt), IVF-PQ at 60,000 vectors"
+run $PY benchmarks/bench_scale.py --data "$CIFAR" --images 2000
 echo "## better neighbours (test queries, train index); fine-tuning takes about 80 minutes on 2 cores"
 run $PY benchmarks/bench_textpost.py --wordsim "$WORDSIM"
 run $PY benchmarks/bench_better_neighbours.py heads --data "$CIFAR"

@@ -118,14 +118,75 @@ def _index(args, split=None, model=None):
     return collection, index
 
 
+def _ray_index(args):
+    """build-index --engine ray: the index built (or resumed) on Ray, or loaded when already current."""
+    from ..distributed.ray_engine import build_with_ray
+    from ..errors import CorruptIndexError, IndexNotBuiltError, StaleIndexError
+    from ..index.store import load_index
+
+    collection = _open_collection(args)
+    embedder = _image_embedder(args.model, args.data_dir, args.precision)
+    try:
+        index = load_index(collection, embedder, args.data_dir)
+        _say(f"index loaded (already built) -> {index.path}")
+        return index
+    except (IndexNotBuiltError, StaleIndexError, CorruptIndexError) as exc:
+        _say(f"building on Ray ({args.address or 'a local cluster'}, {args.workers} workers): {exc}")
+    with progress_bar(f"embedding {collection.describe()['split']} on Ray") as progress:
+        index, report = build_with_ray(
+            collection,
+            embedder,
+            args.data_dir,
+            address=args.address,
+            workers=args.workers,
+            shard_size=args.shard_size,
+            gpus_per_worker=args.gpus_per_worker,
+            progress=progress,
+            verbose=args.verbose,
+        )
+    _say(
+        f"index built on Ray: {len(report.embedded)} of {report.shards} shards embedded, "
+        f"{len(report.reused)} kept from an earlier run -> {index.path}"
+    )
+    return index
+
+
+def _search_kind(args, index):
+    """Apply ``--index``: train/attach IVF-PQ (reporting its recall@10), or go back to flat."""
+    from ..index.ondisk import ensure_ivfpq, use_flat
+
+    if args.index == "flat":
+        return use_flat(index)
+    if args.index != "ivfpq":
+        return index
+    index = ensure_ivfpq(index, args.ivfpq_spec, nprobe=args.nprobe, rerank=args.rerank)
+    p = index.manifest["ivfpq"]
+    print(
+        f"IVF-PQ {p['spec']} (trained on {p['train_size']} vectors), nprobe={p['nprobe']} rerank={p['rerank']}: "
+        f"recall@10 against exact search {p['recall_at_10']:.4f} "
+        f"({p['recall_at_10_without_rerank']:.4f} without re-ranking, {p['queries']} queries)"
+    )
+    return index
+
+
 def cmd_build_index(args) -> int:
-    _, index = _index(args)
+    if args.engine != "ray" and (
+        args.address or args.workers != 2 or args.gpus_per_worker or args.shard_size != 1024
+    ):
+        raise InvalidInputError("--address, --workers, --gpus-per-worker and --shard-size need --engine ray")
+    index = _ray_index(args) if args.engine == "ray" else _index(args)[1]
+    index = _search_kind(args, index)
     if args.approximate:
         from ..index.approximate import approximate_recall
 
         recall = approximate_recall(index, k=10)
         print(f"approximate (HNSW) recall@10 against exact search: {recall:.4f}")
-    print(f"{index.count} vectors of {index.dim} dims, built {index.manifest['built_at']} at {index.path}")
+    kind = index.manifest.get("index_kind", "flat")
+    engine = index.manifest.get("engine", {}).get("name", "local")
+    print(
+        f"{index.count} vectors of {index.dim} dims, built {index.manifest['built_at']} by the {engine} engine, "
+        f"searched {kind} at {index.path}"
+    )
     return 0
 
 

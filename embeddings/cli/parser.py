@@ -73,12 +73,59 @@ def _add_index_commands(sub) -> None:
     """build-index and search."""
     p = sub.add_parser("build-index", help="embed a collection once and write its index")
     _image_args(p)
+    _scale_args(p)
     p.set_defaults(func=cmd_build_index)
 
     p = sub.add_parser("search", help="print the nearest neighbours of one image")
     _image_args(p, k=True)
     p.add_argument("--id", type=int, required=True, help="id of the query image in the split")
     p.set_defaults(func=cmd_search)
+
+
+def _scale_args(p) -> None:
+    """build-index's engine (local, or Ray Data on a cluster) and on-disk index (IVF-PQ) options."""
+    p.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local (default: this process) or ray (Ray Data actors; resumable shards; needs "
+        "pip install -r requirements-ray.txt)",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="with --engine ray: join this cluster (auto, HOST:PORT or ray://HOST:10001; default: start a local one)",
+    )
+    p.add_argument(
+        "--workers", type=int, default=2, help="with --engine ray: actors, one model each (default 2)"
+    )
+    p.add_argument(
+        "--gpus-per-worker", type=float, default=0, help="with --engine ray: GPUs per actor (default 0: CPU)"
+    )
+    p.add_argument(
+        "--shard-size", type=int, default=1024, help="with --engine ray: images per shard (default 1024)"
+    )
+    p.add_argument(
+        "--index",
+        choices=["flat", "ivfpq"],
+        default=None,
+        help="what search uses: flat (exact, vectors in memory) or ivfpq (memory-mapped IVF-PQ with exact "
+        "re-ranking); default: what the index on disk names (flat for a new one)",
+    )
+    p.add_argument(
+        "--ivfpq-spec",
+        default=None,
+        help="FAISS IVF-PQ spec, e.g. IVF1024,PQ64 (default: nlist = 4 sqrt(n), PQ64 or the largest divisor of the dims)",
+    )
+    p.add_argument(
+        "--nprobe", type=int, default=128, help="with --index ivfpq: lists scanned per query (default 128)"
+    )
+    p.add_argument(
+        "--rerank",
+        type=int,
+        default=256,
+        help="with --index ivfpq: candidates re-scored exactly (default 256)",
+    )
 
 
 def _add_eval_commands(sub) -> None:

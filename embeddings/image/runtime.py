@@ -42,12 +42,18 @@ class RuntimeUnavailable(Exception):
     """This embedder cannot run on ONNX Runtime; the message says why."""
 
 
+THREADS_ENV = "EMBEDDINGS_THREADS"  # a cap on inference threads (an engine worker given one CPU sets 1)
+
+
 def cpu_threads() -> int:
-    """The cores this process may run on (``sched_getaffinity``, else ``os.cpu_count``)."""
+    """The cores this process may run on (``sched_getaffinity``, else ``os.cpu_count``), at most
+    ``$EMBEDDINGS_THREADS`` when that is set."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    cap = os.environ.get(THREADS_ENV, "")
+    return min(cores, int(cap)) if cap.isdigit() and int(cap) > 0 else cores
 
 
 def _onnxruntime():

@@ -14,7 +14,16 @@ from ..errors import CorruptIndexError
 REQUIRED_FILES = ("embeddings.npy", "index-flat.faiss")  # every index; plus labels.npy when labelled
 
 
-INDEX_FILES = (*REQUIRED_FILES, "labels.npy", "index-hnsw.faiss")  # the only names a manifest may list
+INDEX_FILES = (
+    *REQUIRED_FILES,
+    "labels.npy",
+    "index-hnsw.faiss",
+    "index-ivfpq.faiss",
+)  # the only names listed
+
+SEARCH_KINDS = ("flat", "ivfpq")  # what ``index_kind`` may name (absent: flat, as in older manifests)
+ENGINES = ("local", "serial", "ray")  # local: embed_collection; serial and ray: sharded builds
+IVFPQ_INTS = ("nlist", "m", "nbits", "train_size", "nprobe", "rerank")
 
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -92,9 +101,54 @@ def _manifest_problem(m) -> str | None:
     hnsw = m.get("hnsw", {})
     if not isinstance(hnsw, dict) or not all(_is_int(v, 1) for v in hnsw.values()):
         return "hnsw is not a set of positive integers"
+    problem = _engine_problem(m.get("engine", {"name": "local"}), m["count"])
+    if problem:
+        return problem
+    kind = m.get("index_kind", "flat")
+    if kind not in SEARCH_KINDS:
+        return f"index_kind {kind!r} is not one of {', '.join(SEARCH_KINDS)}"
+    ivfpq = m.get("ivfpq")
+    if kind == "ivfpq" and ("index-ivfpq.faiss" not in files or not isinstance(ivfpq, dict)):
+        return "index_kind is ivfpq but there is no IVF-PQ index or no ivfpq parameters"
+    if ivfpq is not None:
+        if not isinstance(ivfpq, dict) or not _is_str(ivfpq.get("spec")):
+            return "ivfpq.spec is not a FAISS factory string"
+        if not all(_is_int(ivfpq.get(name), 1) for name in IVFPQ_INTS):
+            return f"ivfpq.{{{','.join(IVFPQ_INTS)}}} are not all positive integers"
     derived = m.get("derived_from", {})
     if not isinstance(derived, dict) or not all(isinstance(v, str) for v in derived.values()):
         return "derived_from is not a set of strings"
+    return None
+
+
+def _engine_problem(engine, count: int) -> str | None:
+    """What is wrong with ``engine`` (how the vectors were embedded: ``{"name": "local"}``, or a sharded
+    build's ``{"name": "ray", "workers": n, "shard_size": s, "shards": [{"start", "stop", "sha256", "bytes"}, ...]}``
+    whose shards cover ids ``0..count`` in order), or None. Manifests from before this field load as local."""
+    if not isinstance(engine, dict) or engine.get("name") not in ENGINES:
+        return f"engine.name is not one of {', '.join(ENGINES)}"
+    if engine["name"] == "local":
+        return None
+    if not _is_int(engine.get("workers"), 1) or not _is_int(engine.get("shard_size"), 1):
+        return "engine.workers or engine.shard_size is not a positive integer"
+    shards = engine.get("shards")
+    if not isinstance(shards, list) or not shards:
+        return "engine.shards is not a list of shards"
+    end = 0
+    for shard in shards:
+        if (
+            not isinstance(shard, dict)
+            or shard.get("start") != end
+            or not _is_int(shard.get("stop"), end + 1)
+        ):
+            return "engine.shards do not cover the ids in order"
+        if not isinstance(shard.get("sha256"), str) or not SHA256_HEX.fullmatch(shard["sha256"]):
+            return "an engine shard's sha256 is not a sha256"
+        if not _is_int(shard.get("bytes"), 0):
+            return "an engine shard's bytes is not a size"
+        end = shard["stop"]
+    if end != count:
+        return f"engine.shards cover {end} ids, not the index's {count}"
     return None
 
 

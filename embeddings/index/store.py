@@ -35,6 +35,7 @@ from ..core.files import is_regular_file, load_npy, open_regular_file, save_npy_
 from ..core.fingerprint import as_json, fingerprint, sha256_file, slug
 from ..errors import CorruptIndexError, IndexNotBuiltError, InvalidInputError, StaleIndexError
 from ..image.folders import display_name
+from .ivfpq import RerankedIVFPQ, open_ivfpq
 from .manifest import check_manifest
 
 log = logging.getLogger(__name__)
@@ -274,18 +275,28 @@ def load_index(collection, embedder, data_dir=None, verify: bool = True) -> Imag
     if manifest["key"] != wanted:
         raise StaleIndexError(f"index at {folder} is stale: {_describe_mismatch(manifest['key'], wanted)}")
     _check_files(folder, manifest, collection.labels is not None, verify)
+    on_disk = manifest.get("index_kind", "flat") == "ivfpq"  # vectors memory-mapped, IVF-PQ searched
     try:
-        embeddings = load_npy(folder / "embeddings.npy")
+        embeddings = load_npy(folder / "embeddings.npy", mmap=on_disk)
         labels = load_npy(folder / "labels.npy") if "labels.npy" in manifest["files"] else None
-        flat = faiss.read_index(str(folder / "index-flat.faiss"))
+        if on_disk:
+            flat = RerankedIVFPQ(
+                open_ivfpq(folder / "index-ivfpq.faiss"), embeddings, **_search_params(manifest)
+            )
+        else:
+            flat = faiss.read_index(str(folder / "index-flat.faiss"))
     except (OSError, ValueError, RuntimeError) as exc:
         raise CorruptIndexError(f"index at {folder} could not be read: {exc}") from exc
     count, dim, classes = manifest["count"], manifest["dim"], manifest["classes"]
     if embeddings.shape != (count, dim) or embeddings.dtype != np.float32 or flat.ntotal != count:
         raise CorruptIndexError(f"index at {folder} has inconsistent shapes")
     if flat.d != dim:
-        raise CorruptIndexError(f"the flat index at {folder} is {flat.d}-d, expected {dim}")
-    if not np.isfinite(embeddings).all():
+        raise CorruptIndexError(
+            f"the {'IVF-PQ' if on_disk else 'flat'} index at {folder} is {flat.d}-d, expected {dim}"
+        )
+    if not all(
+        np.isfinite(embeddings[i : i + EMBED_CHUNK * 64]).all() for i in range(0, count, EMBED_CHUNK * 64)
+    ):
         raise CorruptIndexError(f"embeddings at {folder} contain NaN or infinite values")
     if labels is not None:
         if labels.shape != (count,) or labels.dtype.kind not in "iu":
@@ -307,6 +318,12 @@ def load_index(collection, embedder, data_dir=None, verify: bool = True) -> Imag
         if index.approximate.ntotal != count or index.approximate.d != dim:
             raise CorruptIndexError(f"the HNSW index at {folder} has inconsistent shapes")
     return index
+
+
+def _search_params(manifest: dict) -> dict:
+    """The IVF-PQ search parameters a manifest records (nprobe, rerank depth)."""
+    params = manifest["ivfpq"]
+    return {"nprobe": params["nprobe"], "rerank": params["rerank"]}
 
 
 def embed_chunks(collection, max_images: int | None = None, max_bytes: int | None = None) -> list[range]:
@@ -467,6 +484,7 @@ def _build_locked(
             "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "build_seconds": round(time.perf_counter() - started, 2),
             "files": {name: file_entry(tmp / name) for name in files},
+            "engine": {"name": "local"},
             **(extra or {}),
         }
         write_json_atomic(tmp / MANIFEST, manifest)
