@@ -14,7 +14,8 @@ from ..errors import CorruptIndexError
 REQUIRED_FILES = ("embeddings.npy", "index-flat.faiss")  # every index; plus labels.npy when labelled
 
 
-INDEX_FILES = (*REQUIRED_FILES, "labels.npy", "index-hnsw.faiss")  # the only names a manifest may list
+# the only names a manifest may list (a document index adds its passages: embeddings.index.documents)
+INDEX_FILES = (*REQUIRED_FILES, "labels.npy", "index-hnsw.faiss", "passages.npy", "passage_spans.npy")
 
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -95,6 +96,12 @@ def _manifest_problem(m) -> str | None:
     derived = m.get("derived_from", {})
     if not isinstance(derived, dict) or not all(isinstance(v, str) for v in derived.values()):
         return "derived_from is not a set of strings"
+    passages = m.get("passages", {})
+    if not isinstance(passages, dict) or not all(_is_int(v, 0) or _is_str(v) for v in passages.values()):
+        return "passages is not a set of settings"
+    cut = m.get("cut", [])
+    if not isinstance(cut, list) or not all(_is_int(v, 0) and v < m["count"] for v in cut):
+        return "cut is not a list of document numbers"
     return None
 
 
