@@ -85,7 +85,8 @@ def _markdown(text: str) -> list[tuple[str, str, str | None]]:
     def flush():
         body = "\n".join(lines).strip()
         if body or title:
-            docs.append((title, body or title, None))
+            first = next((line.strip() for line in body.splitlines() if line.strip()), "")
+            docs.append((title or first, body or title, None))
 
     for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
         if line.lstrip().startswith(("```", "~~~")):
@@ -235,3 +236,31 @@ def parse_documents(
         [b for _, b, _ in kept],
         [lab for _, _, lab in kept] if any(lab for _, _, lab in kept) else None,
     )
+
+
+def table_columns(data: bytes, filename: str) -> list[str]:
+    """The column names of a CSV's header or a JSONL file's objects ([] when unreadable), so the
+    page can offer them when no text column was found."""
+    try:
+        text = decode_upload(data, filename)
+        fmt = upload_format(filename)
+    except InvalidInputError:
+        return []
+    if fmt == "csv":
+        first = text[:65536].splitlines()[:1]
+        try:
+            dialect = csv.Sniffer().sniff(text[:65536], delimiters=",;\t|")
+        except csv.Error:
+            dialect = csv.excel
+        return [c for c in next(csv.reader(first, dialect), []) if c]
+    if fmt == "jsonl":
+        columns: list[str] = []
+        for line in text.splitlines()[:1000]:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict):
+                columns += [k for k in row if k not in columns]
+        return columns
+    return []
