@@ -76,11 +76,13 @@ with tab_compare:
         other = st.selectbox(
             "Second model",
             others,
-            index=others.index(SECOND_MODEL) if SECOND_MODEL in others else 0,
+            index=None,
+            placeholder="Choose a second text model",
             key="docs_model_b",
-            help="Offline models whose files are here, and OpenAI's when a key is set; its index is built once.",
+            help="Offline models whose files are here, and OpenAI's when a key is set. "
+            f"Its index of these documents is built once (`{SECOND_MODEL}` is quick).",
         )
-        other_index = index_or_wait(collection, other, settings, stop=False)
+        other_index = index_or_wait(collection, other, settings, stop=False) if other else None
         if other_index is not None:
             try:
                 other_hits = other_index.search_documents(embed_texts(other, (cleaned,))[0], int(k))

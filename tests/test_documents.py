@@ -156,7 +156,9 @@ def test_chunks_cover_the_text_with_overlap_and_bounded_length():
     assert list(p.doc).count(1) == 1 and p.cut == []
 
 
-@pytest.mark.parametrize("kwargs", [{"mode": "split"}, {"chunk_chars": 10}, {"overlap": 600}, {"trim_chars": 5}])
+@pytest.mark.parametrize(
+    "kwargs", [{"mode": "split"}, {"chunk_chars": 10}, {"overlap": 600}, {"trim_chars": 5}]
+)
 def test_bad_passage_settings_are_refused(kwargs):
     with pytest.raises(InvalidInputError):
         PassageSettings(**kwargs)
@@ -203,7 +205,12 @@ def test_document_index_builds_once_and_is_an_image_index(tmp_path):
     assert np.allclose(np.linalg.norm(index.embeddings, axis=1), 1, atol=1e-5)
     assert index.labels.tolist() == c.labels.tolist() and index.classes == c.classes
     assert len(index.spans) > len(c)  # the long document has several passages
-    assert set(index.manifest["files"]) >= {"passages.npy", "passage_spans.npy", "labels.npy", "embeddings.npy"}
+    assert set(index.manifest["files"]) >= {
+        "passages.npy",
+        "passage_spans.npy",
+        "labels.npy",
+        "embeddings.npy",
+    }
     assert index.manifest["key"]["collection"]["split"] == "chunk200-40"
     calls = e.embedded
     again, status = get_or_build_document_index(c, CHUNK, e, tmp_path)

@@ -179,7 +179,8 @@ def cut_note(collection: DocumentCollection, index) -> None:
         if settings.get("mode") == "trim"
         else "longer than 100 passages (the rest is not read)"
     )
-    with st.expander(f"{len(cut):,} documents were cut: {how}"):
+    were = "document was" if len(cut) == 1 else "documents were"
+    with st.expander(f"{len(cut):,} {were} cut: {how}"):
         st.dataframe(
             pd.DataFrame(
                 {
