@@ -144,3 +144,17 @@ def test_two_models_one_query_shows_both_lists_and_their_overlap(app_env, add_mo
     assert "documents are in both top-6 lists (hashing and fake-b)" in text_of(at)
     assert [s.value for s in at.subheader] == ["hashing", "fake-b"]
     assert len(ranked(at)) == 6 * 3  # the results tab, and each side of the comparison
+
+
+def test_an_uploads_text_is_never_written_to_disk(app_env):
+    from embeddings.index.documents import upload_data_dir
+
+    marker = "UPLOADMARKER7f3a9c"
+    at = upload(None, "secret.csv", f"text\n{marker} first\n{marker} second\n".encode())
+    assert_clean(at)
+    assert "2 documents (no groups)" in text_of(at)
+    written = [p for folder in (app_env, upload_data_dir()) for p in folder.rglob("*") if p.is_file()]
+    assert any(
+        p.name == "passages.npy" for p in written
+    )  # its index (vectors only) is in the temporary folder
+    assert not [p for p in written if marker.encode() in p.read_bytes()]

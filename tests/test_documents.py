@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import shutil
 import time
 
@@ -318,3 +319,63 @@ def test_many_documents_embed_in_bounded_calls(tmp_path):
     index = build_document_index(c, TRIM, e, tmp_path)
     assert index.count == 3000 and index.labels is None and max(len(b) for b in e.calls) <= e.batch_size
     assert time.perf_counter() - started < 60  # a generous bound, not a speed claim
+
+
+# ------------------------------------------------------------------------------ command line
+
+
+def test_cli_builds_searches_and_scores_a_csv(tmp_path, capsys):
+    from embeddings.cli import main
+
+    path = tmp_path / "howto.csv"
+    rows = [
+        f"{topic} tip {i},{topic} words number {i} " + "filler " * i
+        for topic in ("tea", "bike")
+        for i in range(8)
+    ]
+    path.write_text("text,label\n" + "\n".join(f"{r},{r.split()[0]}" for r in rows) + "\n")
+    data = ["--data-dir", str(tmp_path / "data")]
+    assert main([*data, "build-text-index", "--data", str(path), "--model", "hashing"]) == 0
+    out = capsys.readouterr()
+    assert "16 documents, 16 passages of 512 dims" in out.out and "index built" in out.err
+    assert (
+        main(
+            [
+                *data,
+                "search-text",
+                "--data",
+                str(path),
+                "--model",
+                "hashing",
+                "--query",
+                "tea words",
+                "-k",
+                "3",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr()
+    lines = [line for line in out.out.splitlines() if line.strip()[:1].isdigit()]
+    assert [line.split()[0] for line in lines] == ["1", "2", "3"] and "index loaded" in out.err
+    assert all(" tea " in f" {line} " for line in lines)
+    assert main([*data, "search-text", "--data", str(path), "--model", "hashing", "--query", "  "]) == 2
+    assert "the query is empty" in capsys.readouterr().err
+    args = [
+        "eval-passages",
+        "--data",
+        str(path),
+        "--models",
+        "hashing",
+        "--settings",
+        "trim8000,chunk100-20",
+        "--k",
+        "3",
+    ]
+    assert main([*data, *args]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert sum(line.startswith("hashing ") for line in out) == 2
+    assert re.fullmatch(r"best_setting\[hashing\]=(trim8000|chunk100-20) precision@3=[01]\.\d{4}", out[-1])
+    assert (
+        main([*data, "build-text-index", "--data", str(tmp_path / "missing.csv"), "--model", "hashing"]) == 2
+    )
