@@ -221,8 +221,9 @@ def test_document_index_builds_once_and_is_an_image_index(tmp_path):
     assert ids.shape == (1, 3) and 0 not in ids[0]
     assert 0.0 <= evaluate_retrieval(again, k=3).precision <= 1.0
     assert index_map(again, "pca").shape == (len(c), 2)
-    quality = passage_quality(again, "fake-hash", k=3)
+    quality = passage_quality(again, "fake-hash", k=3, texts=c.texts, long_chars=300)
     assert quality.passages == len(index.spans) and 0 <= quality.best_passage <= 1
+    assert quality.long_documents == 3 and 0 <= quality.long_best_passage <= 1
 
 
 def test_search_scores_a_document_as_its_best_passage(tmp_path):

@@ -158,19 +158,24 @@ def cmd_eval_passages(args) -> int:
     collection = _collection(args)
     settings = [_parse_setting(s) for s in args.settings.split(",") if s.strip()]
     models = [m.strip() for m in args.models.split(",") if m.strip()]
+    long_chars = 1000
+    n_long = sum(len(t) > long_chars for t in collection.texts)
     print(
-        f"leave-one-out precision@{args.k} of the {len(collection.classes)} groups, {len(collection):,} documents"
+        f"leave-one-out precision@{args.k} of the {len(collection.classes)} groups, {len(collection):,} "
+        f"documents ({n_long:,} longer than {long_chars:,} characters: the 'long' columns)"
     )
     print(
-        f"{'model':<10} {'setting':<15} {'passages':>8} {'cut':>5} {'doc vectors':>11} {'best passage':>12}"
+        f"{'model':<10} {'setting':<15} {'passages':>8} {'cut':>5} {'doc vectors':>11} {'best passage':>12} "
+        f"{'long: doc vec':>13} {'long: best':>10}"
     )
     best: dict[str, tuple[float, str]] = {}
     for model_id in models:
         for s in settings:
             _, index = _index(args, collection, model_id, s)
-            q = passage_quality(index, model_id, args.k)
+            q = passage_quality(index, model_id, args.k, collection.texts, long_chars)
             print(
-                f"{model_id:<10} {q.setting:<15} {q.passages:>8} {q.cut:>5} {q.document_vectors:>11.4f} {q.best_passage:>12.4f}",
+                f"{model_id:<10} {q.setting:<15} {q.passages:>8} {q.cut:>5} {q.document_vectors:>11.4f} "
+                f"{q.best_passage:>12.4f} {q.long_document_vectors:>13.4f} {q.long_best_passage:>10.4f}",
                 flush=True,
             )
             score = max(q.document_vectors, q.best_passage)

@@ -22,6 +22,7 @@ import logging
 import shutil
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -213,12 +214,19 @@ def build_document_index(
 
 
 def _build_locked_documents(collection, settings, embedder, folder, data_dir, progress) -> DocumentIndex:
+    started = time.perf_counter()
     passages = split_passages(collection.texts, settings)
     vectors = embed_passages(collection, passages, embedder, progress)
     docs = document_vectors(vectors, passages.doc, len(collection))
     if docs.shape != (len(collection), embedder.dim):
         raise InvalidInputError(f"{docs.shape} document vectors for {len(collection)} documents")
-    extra = {"passages": {**settings.as_dict(), "count": len(passages)}, "cut": passages.cut}
+    extra = {
+        "passages": {**settings.as_dict(), "count": len(passages)},
+        "cut": passages.cut,
+        "build_seconds": round(
+            time.perf_counter() - started, 2
+        ),  # splitting and embedding (the store times the write)
+    }
     arrays = {PASSAGES: np.ascontiguousarray(vectors), SPANS: passages.spans()}
     view = PassageView(collection, settings)
     _build_locked(

@@ -3,7 +3,8 @@
 Two scores per index: **document vectors** (each document's one vector: its trimmed text's, or the
 mean of its passages'; what maps and k-NN use) and **best passage** (two documents are as close
 as their closest pair of passages; what the search page's ranking uses for a query). With one
-passage per document (trim) the two are the same.
+passage per document (trim) the two are the same. Each is also given over the documents longer
+than a passage (1,000 characters by default): the only ones trimming and chunking treat differently.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InvalidInputError
-from .evaluation import evaluate_retrieval, score_neighbours
+from .evaluation import score_neighbours
 
 ROW_BLOCK = 1024  # query passages scored at once in the best-passage score
 
@@ -30,6 +31,9 @@ class PassageQuality:
     cut: int
     document_vectors: float
     best_passage: float
+    long_documents: int  # documents longer than ``long_chars``: the ones trim and chunk treat differently
+    long_document_vectors: float
+    long_best_passage: float
 
 
 def best_passage_neighbours(index, k: int) -> np.ndarray:
@@ -54,17 +58,37 @@ def best_passage_neighbours(index, k: int) -> np.ndarray:
     return found
 
 
-def passage_quality(index, model_id: str, k: int = 10) -> PassageQuality:
-    """Both scores of a labelled :class:`~embeddings.index.documents.DocumentIndex`."""
+def _precision(found: np.ndarray, labels: np.ndarray, rows: np.ndarray) -> float:
+    """Mean share of same-group neighbours over the query rows ``rows`` (nan when there are none)."""
+    if not rows.size:
+        return float("nan")
+    return float((labels[found[rows]] == labels[rows, None]).mean())
+
+
+def passage_quality(index, model_id: str, k: int = 10, texts=None, long_chars: int = 1000) -> PassageQuality:
+    """Both scores of a labelled :class:`~embeddings.index.documents.DocumentIndex`, over every
+    document and over those longer than ``long_chars`` characters (``texts``: the collection's)."""
     if index.labels is None:
         raise InvalidInputError("trim-vs-chunk scores need groups; this collection has none")
-    plain = evaluate_retrieval(index, k).precision
+    plain_found = np.concatenate(
+        [
+            index.neighbours(np.arange(s, min(index.count, s + 2048)), k)[0]
+            for s in range(0, index.count, 2048)
+        ]
+    )
     if len(index.spans) == index.count:
-        best = plain
+        best_found = plain_found
     else:
-        best = score_neighbours(
-            best_passage_neighbours(index, k), index.labels, index.labels, index.classes
-        ).precision
+        best_found = best_passage_neighbours(index, k)
+    labels = index.labels
+    every = np.arange(index.count)
+    long_rows = (
+        np.array([i for i, t in enumerate(texts) if len(t) > long_chars], dtype=np.int64)
+        if texts is not None
+        else every[:0]
+    )
+    plain = score_neighbours(plain_found, labels, labels, index.classes).precision
+    best = score_neighbours(best_found, labels, labels, index.classes).precision
     settings = index.manifest.get("passages", {})
     label = index.manifest["key"]["collection"]["split"]
     return PassageQuality(
@@ -76,4 +100,7 @@ def passage_quality(index, model_id: str, k: int = 10) -> PassageQuality:
         len(index.cut()),
         plain,
         best,
+        int(long_rows.size),
+        _precision(plain_found, labels, long_rows),
+        _precision(best_found, labels, long_rows),
     )
