@@ -380,3 +380,25 @@ def test_cli_builds_searches_and_scores_a_csv(tmp_path, capsys):
     assert (
         main([*data, "build-text-index", "--data", str(tmp_path / "missing.csv"), "--model", "hashing"]) == 2
     )
+
+
+def test_progress_is_reported_per_batch_and_a_cancel_stops_the_build(tmp_path):
+    from embeddings.errors import WorkCancelledError
+
+    texts = [f"note number {i}" for i in range(100)]
+    c = DocumentCollection("many", "memory", [str(i) for i in range(100)], [""] * 100, texts)
+    e = HashEmbedder(dim=4)
+    e.batch_size = 10
+    reports = []
+    build_document_index(c, TRIM, e, tmp_path, progress=lambda done, total: reports.append((done, total)))
+    assert reports[0] == (10, 100) and reports[-1] == (100, 100) and len(reports) >= 10
+
+    def cancel(done, total):
+        if done >= 30:
+            raise WorkCancelledError("cancelled")
+
+    other = DocumentCollection("many2", "memory", c.ids, c.titles, [t + "!" for t in texts])
+    with pytest.raises(WorkCancelledError):
+        build_document_index(other, TRIM, e, tmp_path, progress=cancel)
+    with pytest.raises(IndexNotBuiltError):
+        load_document_index(other, TRIM, e, tmp_path)

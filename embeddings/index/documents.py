@@ -146,7 +146,13 @@ def embed_passages(collection, passages: Passages, embedder, progress: Progress 
         ):
             used += len(texts[stop])
             stop += 1
-        out[start:stop] = embedder.embed(texts[start:stop])
+        step = None
+        if progress:  # reported after every batch the model embeds, not only after each call
+
+            def step(done: int, _total: int, offset: int = start) -> None:
+                progress(offset + done, len(texts))
+
+        out[start:stop] = embedder.embed(texts[start:stop], progress=step)
         if progress:
             progress(stop, len(texts))
         start = stop
