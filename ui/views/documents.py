@@ -72,8 +72,10 @@ def _upload() -> DocumentCollection | None:
             "Upload a file to search it. It is kept for this session only.", icon=":material/upload_file:"
         )
         return None
-    column = st.session_state.get("docs_text_column") or None
     seen = st.session_state.get(UPLOAD_STATE)
+    if seen is not None and seen[0] != file.file_id:  # another file: its columns are its own
+        st.session_state.pop("docs_text_column", None)
+    column = st.session_state.get("docs_text_column") or None
     if seen is None or seen[:2] != (file.file_id, column):
         data = file.getvalue()
         try:
