@@ -31,7 +31,9 @@ run $PY benchmarks/bench_int8.py --data "$CIFAR" --calibration 256
 run $PY benchmarks/bench_input_size.py --data "$CIFAR" --sizes 96,128,160,192,224
 
 echo "## maps"
+run $PY benchmarks/bench_exports.py --data "$CIFAR" --split test   # the downloads' build times
 run $PY benchmarks/bench_maps.py --data "$CIFAR" --split test --model efficientnet_lite0
+run $PY benchmarks/bench_trust.py --data "$CIFAR" --split test --model efficientnet_lite0
 
 echo "## full index (train split, 50,000 images) and search latency"
 run $PY -m embeddings build-index --data "$CIFAR" --split train --model efficientnet_lite0
@@ -52,6 +54,24 @@ run $PY -m embeddings finetune --data "$CIFAR" --model efficientnet_lite0 --reso
 for rr in none aqe kreciprocal; do
   run $PY -m embeddings eval-images --data "$CIFAR" --split test --index-split train --model efficientnet_lite0 --adapt finetune --rerank $rr --k 10
 done
+
+echo "## k-NN classification: test queries against the train index, and leave-one-out on the test split"
+run $PY -m embeddings eval-knn --data "$CIFAR" --split train --query-split test --model efficientnet_lite0
+run $PY -m embeddings eval-knn --data "$CIFAR" --split test --model efficientnet_lite0
+KNN_HEAD=$($PY -m embeddings fit-head --data "$CIFAR" --model efficientnet_lite0 | sed -n 's/^model id: //p')
+run $PY -m embeddings eval-knn --data "$CIFAR" --split train --query-split test --model "$KNN_HEAD"
+run $PY -m embeddings eval-knn --data "$CIFAR" --split test --model "$KNN_HEAD"
+run $PY -m embeddings eval-knn --data sample --model efficientnet_lite0
+run $PY -m embeddings eval-knn --data sample --model efficientnet_lite0-logreg-d5e90d43
+run $PY benchmarks/bench_knn.py --data "$CIFAR" --split test --model efficientnet_lite0
+echo "## near-duplicates and label conflicts (CIFAR-10, efficientnet_lite0)"
+run $PY benchmarks/duplicate_bands.py --data "$CIFAR" --model efficientnet_lite0
+for t in 0.85 0.88 0.90 0.92 0.95; do
+  run $PY -m embeddings find-duplicates --data "$CIFAR" --model efficientnet_lite0 --split test --against train --threshold $t
+done
+run $PY -m embeddings find-duplicates --data "$CIFAR" --model efficientnet_lite0 --split test --threshold 0.90
+run $PY -m embeddings find-duplicates --data "$CIFAR" --model efficientnet_lite0 --split train --threshold 0.90
+run $PY -m embeddings find-label-conflicts --data "$CIFAR" --model efficientnet_lite0 --split test
 
 echo "## app cold start and clicks (built index)"
 run $PY benchmarks/bench_app.py

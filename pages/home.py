@@ -4,6 +4,7 @@ import streamlit as st
 
 from ui.settings import current_text_settings, describe_text_model, openai_key_source
 from ui.sidebar import KEY_HELP, no_key_note, require_router
+from ui.views import links
 
 require_router()
 
@@ -36,6 +37,7 @@ PAGE_CARDS = [
 
 def render_intro() -> None:
     st.title("Embedding Explorer")
+    links.restore("home")
     st.markdown(
         "An **embedding** turns a word, a sentence or an image into a list of numbers — a point "
         "in a space with hundreds of dimensions — so that things with similar meaning land close "

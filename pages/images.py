@@ -27,8 +27,12 @@ from ui.cached import (
 )
 from ui.charts.image import clicked_id, confusion_figure, precision_bars
 from ui.sidebar import require_router
+from ui.views import links
 from ui.views.compare import load_variants, per_class_comparison, pick_variants, side_by_side
-from ui.views.image import base_index_of, neighbour_count, neighbour_grid, require_index
+from ui.views.conflicts import label_conflicts_section, near_duplicates_section
+from ui.views.exports import collection_downloads
+from ui.views.image import base_index_of, neighbour_count, neighbour_grid, neighbours_download, require_index
+from ui.views.knn import knn_curve_section, knn_vote_section
 from ui.views.text import plain
 
 PAGE_SIZE = 24
@@ -42,10 +46,12 @@ UPLOAD_KEY = "image_upload_seen"  # ((file id, model, precision), vector, displa
 # and the uploader widget, not drawn meanwhile, lost the file.
 UPLOAD_DATA_KEY = "image_upload_data"
 UPLOAD_DISPLAY_MAX = 512  # an uploaded image is kept in the session at most this big (longer side)
+VIEWS = ["Search by example", "How well are classes separated?"]
 
 require_router()
 
 st.title("Image search")
+links.restore("images", image_views=VIEWS)
 settings = current_image_settings()
 index = require_index(settings)
 request = index_request(settings)
@@ -57,12 +63,14 @@ st.caption(
 if index.count < 2:
     st.warning(f"Searching needs at least 2 images; this collection has {index.count}.")
     st.stop()
+links.check("images", "q", index.count - 1, f"this collection of {index.count:,} images")
+links.check("images", "k", min(50, index.count - 1), "this collection")
 
 text_model = joint_text_model(settings.model_id)
 view = st.segmented_control(
     "View",
-    ["Search by example", "How well are classes separated?"],
-    default="Search by example",
+    VIEWS,
+    default=VIEWS[0],
     key="image_view",
 )
 
@@ -224,6 +232,7 @@ def results() -> tuple[int, int] | None:
         st.markdown(f"#### Images matching “{escape_markdown(text)}”")
         st.caption(f"The text is embedded with **{text_model}**, in the same space as the images.")
         neighbour_grid(request, index, ids[0], scores[0], None)
+        neighbours_download(settings, index, text, ids[0], scores[0])
         return
     else:
         st.session_state.pop(QUERY_KEY, None)
@@ -261,6 +270,7 @@ def results() -> tuple[int, int] | None:
             )
         else:
             st.caption("Scores are cosine similarity.")
+    knn_vote_section(index, ids[0], scores[0], label)
     st.subheader(f"Top {k} neighbours")
     base_scores = None
     if query[0] == "id":
@@ -268,6 +278,7 @@ def results() -> tuple[int, int] | None:
         if base_index is not None and base_index.count == index.count:
             base_scores = pair_cosines(base_index, qid, ids[0])
     neighbour_grid(request, index, ids[0], scores[0], label, base_scores=base_scores)
+    neighbours_download(settings, index, f"#{qid}" if query[0] == "id" else name, ids[0], scores[0])
 
 
 def categories() -> None:
@@ -310,6 +321,12 @@ def categories() -> None:
         f"Neighbours of **{focus}** images: "
         + ", ".join(f"{result.classes[j]} {row[j]:.0%}" for j in order if row[j] >= 0.01)
     )
+    st.subheader("k-NN classification")
+    knn_curve_section(index, key="image_knn")
+    st.divider()
+    label_conflicts_section(settings, index)
+    st.divider()
+    near_duplicates_section(settings, index)
 
 
 @st.fragment
@@ -328,9 +345,12 @@ def search_by_example() -> None:
         st.subheader("Before / after: the same query under each variant")
         variants = pick_variants(load_variants(settings)[0], key="image_variants")
         side_by_side(request, variants, *compared)
+    links.sync("images")  # a click reruns only this fragment: its query and k go into the URL here
 
 
-if view == "How well are classes separated?":
+if view == VIEWS[1]:
     categories()
 else:
     search_by_example()
+collection_downloads(index, settings)
+links.sync("images")

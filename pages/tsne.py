@@ -14,10 +14,12 @@ from embeddings.text.wordlists import (
     unique_labels,
 )
 from ui import cached
-from ui.charts import text as charts
 from ui.settings import current_text_model
 from ui.sidebar import require_router
+from ui.views import links
+from ui.views.exports import csv_download
 from ui.views.text import show_error, word_box
+from ui.views.trust import method_comparison, neighbourhood_map
 
 require_router()
 
@@ -44,6 +46,7 @@ def render_words_section() -> None:
             height=170,
             help="Lines without a colon go to the group “ungrouped”. Press Ctrl+Enter to apply.",
         )
+        links.length_note("tsne")
     with controls_col:
         method, dims, requested, seed, show_text = _words_map_controls()
     try:
@@ -123,19 +126,59 @@ def _show_words_map(
     labels = unique_labels(groups.words, limit=24)
     show_text = show_text and n <= LABELS_MAX
     detail = f"perplexity {perplexity:g}, seed {seed}" if method == "t-SNE" else "top principal components"
-    fig = charts.scatter_map(
+    vectors = cached.embed_texts(model_id, tuple(groups.words))
+    trust = neighbourhood_map(
+        vectors,
         coords,
         labels,
         groups.groups,
+        key="tsne_words",
         title=f"{method} of {n} words · {model_id} · {detail}",
         show_text=show_text,
         axis_names=(f"{method} 1", f"{method} 2", f"{method} 3"),
     )
-    st.plotly_chart(fig, key="tsne_words_chart")
     note = METHODS[method] + " The axes have no units: only relative positions matter."
     if n > LABELS_MAX:
         note += f" Labels are hidden above {LABELS_MAX} points; hover to read them."
     st.caption(note)
+    from embeddings.core.exports import map_csv
+
+    csv_download(
+        "Map coordinates (CSV)", lambda: map_csv(coords, {"word": groups.words, "group": groups.groups}),
+        f"map-{method}", model_id, "words", "export_words_map",
+    )  # fmt: skip
+    if trust is not None:
+        _compare_methods(model_id, groups, labels, coords.shape[1], perplexity, seed, trust.k, show_text)
+
+
+def _compare_methods(model_id, groups, labels, n_components, perplexity, seed, k, show_text) -> None:
+    """t-SNE and PCA of the same words side by side: which method keeps which words together."""
+    if not st.toggle(
+        "Compare t-SNE with PCA",
+        key="tsne_compare",
+        persist_state="session",
+        help="Both maps of these words side by side, each coloured by the neighbours it keeps.",
+    ):
+        return
+    words = tuple(groups.words)
+    try:
+        with st.spinner("Laying the words out with both methods…"):
+            layouts = {
+                method: cached.text_map(model_id, words, method, n_components, perplexity, seed)
+                for method in METHODS
+            }
+    except EmbeddingsError as exc:
+        show_error(exc, model_id)
+        return
+    method_comparison(
+        cached.embed_texts(model_id, words),
+        layouts,
+        labels,
+        groups.groups,
+        k,
+        key="tsne_compare",
+        show_text=show_text,
+    )
 
 
 # ---------------------------------------------------------------- sections of the page
@@ -154,18 +197,22 @@ SECTIONS = [
 
 def render() -> None:
     st.title("t-SNE map")
+    sections = [title for title, _ in SECTIONS]
+    links.restore("tsne", tsne_sections=sections, tsne_methods=list(METHODS), tsne_dims=["2D", "3D"])
     st.caption(
         "Embeddings have hundreds of dimensions; a map squeezes them into two (or three) so you can "
         "see which items the model considers close."
     )
     if len(SECTIONS) == 1:
         SECTIONS[0][1]()
+        links.sync("tsne")
         return
     tabs = st.tabs([title for title, _ in SECTIONS], key="tsne_section", on_change="rerun")
     for tab, (_, section) in zip(tabs, SECTIONS, strict=True):
         with tab:
             if tab.open:  # only the visible section runs
                 section()
+    links.sync("tsne")
 
 
 render()

@@ -24,6 +24,8 @@ from ui import cached
 from ui.charts import text as charts
 from ui.settings import analogy_model, available_text_models, current_text_model, describe_text_model
 from ui.sidebar import require_router
+from ui.views import links
+from ui.views.exports import csv_download
 from ui.views.text import embedding_message, show_error, similarity_column, word_box
 
 require_router()
@@ -51,6 +53,7 @@ def read_items() -> list[str] | None:
     except EmbeddingsError as exc:
         st.warning(escape_markdown(exc), icon=":material/edit_note:")
         return None
+    links.length_note("words")
     dropped = duplicate_items(raw)
     if dropped:
         st.caption(duplicates_note(dropped))
@@ -113,6 +116,7 @@ def matrix_tab(model_id: str, items: list[str] | None) -> None:
         )
         left, right = st.columns(2, gap="large")
         pairs_tables(most, least, left, right)
+        matrix_downloads(model_id, items, sims)
         return
     chart_col, table_col = st.columns([5, 3], gap="large")
     with chart_col:
@@ -136,6 +140,24 @@ def matrix_tab(model_id: str, items: list[str] | None) -> None:
         if n > CELL_TEXT_MAX:
             st.caption(f"More than {CELL_TEXT_MAX} items: hover over a cell to read its value.")
     pairs_tables(most, least, table_col, table_col)
+    with table_col:
+        matrix_downloads(model_id, items, sims)
+
+
+def matrix_downloads(model_id: str, items: list[str], sims: np.ndarray) -> None:
+    """The similarity matrix and every pair (the tables' full version) as CSV, full texts."""
+    from embeddings.core.exports import pairs_csv, similarity_matrix_csv
+
+    left, right = st.columns(2)
+    with left:
+        csv_download(
+            "Matrix (CSV)", lambda: similarity_matrix_csv(items, sims),
+            "similarity", model_id, "words", "export_similarity",
+        )  # fmt: skip
+    with right:
+        csv_download(
+            "All pairs (CSV)", lambda: pairs_csv(items, sims), "pairs", model_id, "words", "export_pairs"
+        )  # fmt: skip
 
 
 def pairs_tables(most, least, top_slot, bottom_slot) -> None:
@@ -312,6 +334,8 @@ def nearest_tab(model_id: str, items: list[str] | None) -> None:
 def compare_tab(model_id: str, items: list[str] | None) -> None:
     others = [m for m in available_text_models() if m != model_id]
     pick_col, note_col = st.columns([1, 2], gap="large")
+    if st.session_state.get("compare_model") not in [None, *others]:  # a link's model that is the sidebar's
+        st.session_state.pop("compare_model")
     other = pick_col.selectbox(
         f"Compare {model_id} with",
         others,
@@ -370,6 +394,7 @@ def compare_tab(model_id: str, items: list[str] | None) -> None:
 def render() -> None:
     model_id = current_text_model()
     st.title("Word similarity")
+    links.restore("words", words_tabs=TABS)
     st.caption(
         "Each word or phrase becomes a vector; **cosine similarity** measures how closely two vectors "
         f"point the same way (1 same, 0 unrelated, −1 opposite). Text model: **{model_id}** (change it in the sidebar)."
@@ -395,6 +420,7 @@ def render() -> None:
         with tab:
             if tab.open:
                 section()
+    links.sync("words")
 
 
 render()

@@ -171,3 +171,33 @@ def type_words(at, words: str | None = None, tab: str | None = None):
         at.session_state["words_tab"] = tab
         at.run()
     return at
+
+
+@pytest.fixture
+def downloads(monkeypatch):
+    """What an AppTest run's download buttons serve: ``downloads(at, key)`` returns the file's
+    name and bytes, built as a click builds them (a deferred button's callable is run)."""
+    import streamlit.testing.v1.app_test as app_test
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    managers: list[MediaFileManager] = []
+
+    class Recording(MediaFileManager):
+        def __init__(self, storage):
+            super().__init__(storage)
+            managers.append(self)
+
+    monkeypatch.setattr(app_test, "MediaFileManager", Recording)
+
+    def read(at, key: str) -> tuple[str | None, bytes]:
+        buttons = [b for b in at.get("download_button") if b.key == key]
+        assert buttons, f"no download button {key!r}: {[b.key for b in at.get('download_button')]}"
+        proto, manager = buttons[0].proto, managers[-1]
+        if proto.deferred_file_id:
+            url = manager.execute_deferred(proto.deferred_file_id)
+        else:
+            url = proto.url
+        stored = manager._storage.get_file(url.rsplit("/", 1)[-1])
+        return stored.filename, stored.content
+
+    return read

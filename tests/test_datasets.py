@@ -254,6 +254,37 @@ def test_sample_collection():
         coll.get_images([2000])
 
 
+def test_the_sample_decodes_only_the_images_asked_for(monkeypatch, tmp_path):
+    from embeddings.errors import DatasetUnavailableError
+    from embeddings.image import sample
+
+    decoded = []
+    real = sample.decode_image_bytes
+    monkeypatch.setattr(
+        sample, "decode_image_bytes", lambda data, **kw: decoded.append(kw["name"]) or real(data, **kw)
+    )
+    coll = open_collection("sample")
+    assert decoded == []  # opening it (the Home page, the index check) decodes nothing
+    everything, labels, classes, names = sample.load_sample_arrays()
+    np.testing.assert_array_equal(coll.get_images([5, 7, 5]), everything[[5, 7, 5]])
+    assert decoded == ["sample image 5", "sample image 7"]  # each image decoded once, then kept
+    np.testing.assert_array_equal(coll.get_images(np.arange(2000)), everything)
+    assert (coll.names, coll.classes) == (names, classes) and coll.image_nbytes(0) == 32 * 32 * 3
+
+    with np.load(sample.SAMPLE_PATH, allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    blob = arrays["jpeg_bytes"].copy()
+    start, end = arrays["jpeg_offsets"][3:5]
+    blob[start:end] = 0  # image 3's bytes zeroed
+    damaged = tmp_path / "damaged.npz"
+    np.savez(damaged, **{**arrays, "jpeg_bytes": blob})
+    monkeypatch.setattr(sample, "SAMPLE_PATH", damaged)
+    coll = sample.open_sample("sample")
+    assert coll.get_image(2).shape == (32, 32, 3)
+    with pytest.raises(DatasetUnavailableError, match="damaged"):
+        coll.get_image(3)
+
+
 def test_sample_file_is_compact_and_has_no_pickles():
     assert SAMPLE_PATH.stat().st_size < 3 * 2**20
     with np.load(SAMPLE_PATH, allow_pickle=False) as npz:

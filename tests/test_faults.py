@@ -694,3 +694,30 @@ def test_the_words_page_says_what_it_waits_for_and_the_way_out(monkeypatch):
     message = embedding_message(OPENAI, 9)
     assert "OpenAI" in message and "45 s" in message and "`local`" in message
     assert "OpenAI" not in embedding_message("hashing", 9)
+
+
+def test_the_hugging_face_cache_is_asked_only_when_it_may_hold_the_model(tmp_path, monkeypatch):
+    from embeddings.core.downloads import hf_cache_may_hold
+
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert not hf_cache_may_hold("org/model")
+    (tmp_path / "xdg" / "huggingface" / "hub" / "models--org--model").mkdir(parents=True)
+    assert hf_cache_may_hold("org/model") and not hf_cache_may_hold("org/other")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    (tmp_path / "hub" / "models--org--other").mkdir(parents=True)
+    assert hf_cache_may_hold("org/other")
+
+
+def test_model_status_does_not_import_huggingface_hub_without_a_cache(tmp_path):
+    code = (
+        "import sys; from embeddings.models.clip import clip_status; from embeddings.models import minilm;"
+        "clip_status(); assert minilm.minilm_hf_cache_dir() is None;"
+        "print('huggingface_hub' in sys.modules)"
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path), "EMBEDDINGS_DATA_DIR": str(tmp_path / "data")}
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME"):
+        env.pop(name, None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

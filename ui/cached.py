@@ -486,3 +486,120 @@ def index_request(settings: ImageSettings, model_id: str | None = None) -> Index
         settings.precision,
         settings.data_dir,
     )
+
+
+# ---------------------------------------------------------------------------- k-NN classification
+
+
+def knn_or_job(index, k_max: int):
+    """Return the saved leave-one-out k-NN result of ``index`` for k = 1..``k_max``
+    (:func:`embeddings.index.knn.knn_curve`), or the background job computing it (one neighbour
+    search over the whole index, then saved beside it: computed once per index, not per rerun)."""
+    from embeddings.index.knn import knn_curve, knn_key, saved_knn_curve
+
+    found = saved_knn_curve(index, k_max)
+    if found is not None:
+        return found
+    count = len(index.embeddings)
+    return job_runner().submit(
+        f"knn:{index.path}:{knn_key(index, k_max)}",
+        f"Classifying each of the {count:,} items by its {k_max} nearest neighbours",
+        lambda progress: knn_curve(index, k_max, progress=progress),
+        unit="step",  # items, images or documents: no "img/s"
+    )
+
+
+# ---------------------------------------------------------------------------- where the map lies
+# How well each map keeps neighbourhoods (embeddings/core/trust.py): an index's map is scored
+# once per k in a background job and saved beside the map; small maps (words) in the process.
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def map_trust(vectors: np.ndarray, layout: np.ndarray, k: int):
+    """Neighbourhood preservation of a small map (words, documents): ``MapTrust`` at ``k``."""
+    from embeddings.core.trust import map_trust as score
+
+    return score(vectors, layout, k)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def layout_comparison(vectors: np.ndarray, first: np.ndarray, second: np.ndarray, k: int):
+    """How two maps of the same small set of vectors keep each point's k neighbours (``LayoutComparison``)."""
+    from embeddings.core.trust import compare_layouts
+
+    return compare_layouts(vectors, first, second, k)
+
+
+def trust_or_job(index, method: str, perplexity: float, seed: int, k: int):
+    """Return the saved neighbourhood preservation of ``index``'s map at ``k``, or the background
+    job computing it (about 6 s for 10,000 images on two cores: never on the page's thread)."""
+    from embeddings.index.trust import index_map_trust, saved_map_trust
+
+    found = saved_map_trust(index, method, perplexity, seed, k)
+    if found is not None:
+        return found
+    key = f"trust:{index.path}:{method}:{perplexity}:{seed}:{k}"
+    return job_runner().submit(
+        key,
+        f"Checking which of {index.count:,} images kept their {k} nearest neighbours on the map",
+        lambda progress: index_map_trust(index, method, perplexity, seed, k, progress=progress),
+    )
+
+
+# ---------------------------------------------------------------------------- label conflicts, near-duplicates
+
+CONFLICT_RESULTS_KEPT = 16  # results held in memory (each a few MB at most for 50,000 images)
+
+
+@st.cache_resource(show_spinner=False)
+def _conflict_results() -> dict:
+    """Label conflicts and near-duplicate candidates once loaded or computed, by their fingerprint."""
+    return {"lock": threading.Lock(), "results": {}}
+
+
+def _saved_or_job(key: str, label: str, saved: Callable, compute: Callable):
+    """The result for ``key``: from memory, from beside the index (``saved()``), or from the finished
+    background job running ``compute(progress)``; else that job (started if needed)."""
+    store = _conflict_results()
+    found = store["results"].get(key)
+    if found is None:
+        found = saved()
+    if found is None:
+        job = job_runner().get(key)
+        if job is None or job.active or job.stopped:
+            return job_runner().submit(key, label, compute)
+        found = job.result
+        job_runner().forget(key)
+    with store["lock"]:
+        results = store["results"]
+        results[key] = found
+        while len(results) > CONFLICT_RESULTS_KEPT:
+            results.pop(next(iter(results)))
+    return found
+
+
+def label_disagreement_or_job(index, k: int):
+    """Every item's neighbour disagreement (:func:`embeddings.index.conflicts.label_disagreement`),
+    computed once per index in the background and saved beside it; or the job computing it."""
+    from embeddings.index.conflicts import conflicts_key, label_disagreement, saved_disagreement
+
+    return _saved_or_job(
+        f"conflicts:{index.path}:{conflicts_key(index, k)}",
+        f"Finding label conflicts among {index.count:,} images (k={k})",
+        lambda: saved_disagreement(index, k),
+        lambda progress: label_disagreement(index, k, progress),
+    )
+
+
+def duplicate_candidates_or_job(index, other=None):
+    """Near-duplicate candidates of ``index`` (against ``other``, or within it) down to the lowest
+    threshold offered, computed once in the background and saved beside it; or the job computing them."""
+    from embeddings.index.conflicts import duplicate_candidates, duplicates_key, saved_duplicates
+
+    scope = f"against {other.count:,} others" if other is not None else "within the split"
+    return _saved_or_job(
+        f"duplicates:{index.path}:{duplicates_key(index, other)}",
+        f"Looking for near-duplicates of {index.count:,} images ({scope})",
+        lambda: saved_duplicates(index, other),
+        lambda progress: duplicate_candidates(index, other, progress=progress),
+    )

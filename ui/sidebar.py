@@ -45,6 +45,9 @@ KEY_HELP = (
 
 def render_sidebar() -> None:
     """Draw the shared controls in the sidebar (below the page navigation)."""
+    from ui.views.links import restore_sidebar
+
+    restore_sidebar()  # a link's text model, collection, split and image model, before the widgets
     with st.sidebar:
         _text_model_control()
         st.divider()

@@ -321,3 +321,81 @@ def cmd_models(args) -> int:
     print("text models: " + ", ".join(text_model_ids()))
     print("image models: " + ", ".join(image_model_ids()))
     return 0
+
+
+# ---------------------------------------------------------------------------- eval-knn
+
+
+def _image_knn_index(args, split: str | None):
+    """An image source's index for ``split`` (built if needed): the default resolver of eval-knn."""
+    return _index(args, split=split)[1]
+
+
+# Resolvers of eval-knn's SOURCE to a labelled index, tried in order: each takes (args, split) and
+# returns an index (the interface of embeddings.index.store.ImageIndex), or None when SOURCE is not
+# its kind. Image sources (sample, cifar10, a folder) come last; document sources go before them.
+KNN_SOURCES: list = [_image_knn_index]
+
+
+def knn_index(args, split: str | None):
+    """The labelled index of ``--data`` SOURCE and ``split`` for eval-knn, from the first resolver
+    in :data:`KNN_SOURCES` that knows the source."""
+    for resolve in KNN_SOURCES:
+        index = resolve(args, split)
+        if index is not None:
+            return index
+    raise InvalidInputError(f"no index can be made for --data {args.data!r}")
+
+
+def cmd_eval_knn(args) -> int:
+    from ..index.knn import knn_curve
+
+    split = args.split
+    queries = None
+    if args.query_split and args.query_split != split:
+        if split is None:
+            raise InvalidInputError("--query-split needs --split naming the index split (e.g. --split train)")
+        queries = knn_index(args, args.query_split)
+    index = knn_index(args, split)
+    what = "leave-one-out" if queries is None else f"{args.query_split} queries against the {split} index"
+    with progress_bar(f"k-NN, k=1..{args.k_max} ({what})", unit="query") as progress:
+        curve = knn_curve(index, args.k_max, queries=queries, progress=progress)
+    for line in curve.lines():
+        print(line)
+    return 0
+
+
+def cmd_find_label_conflicts(args) -> int:
+    from ..index.conflicts import find_label_conflicts
+
+    _, index = _index(args)
+    if args.top < 0:
+        raise InvalidInputError(f"--top must be 0 or more, got {args.top}")
+    with progress_bar(f"neighbours of {index.count:,} items") as progress:
+        result = find_label_conflicts(index, k=args.k, min_share=args.min_share, progress=progress)
+    if result.scores.seconds:
+        _say(f"computed in {result.scores.seconds:.1f}s, saved beside the index")
+    for line in result.lines(top=args.top):
+        print(line)
+    return 0
+
+
+def cmd_find_duplicates(args) -> int:
+    from ..index.conflicts import find_duplicates
+
+    if args.top < 0:
+        raise InvalidInputError(f"--top must be 0 or more, got {args.top}")
+    _, index = _index(args)
+    split = index.manifest["key"]["collection"]["split"]
+    other, names = None, (split, split)
+    if args.against and args.against != split:
+        _, other = _index(args, split=args.against)
+        names = (split, args.against)
+    with progress_bar(f"near-duplicates of {index.count:,} items", unit="item") as progress:
+        pairs = find_duplicates(index, other, threshold=args.threshold, progress=progress)
+    if pairs.candidates.seconds:
+        _say(f"computed in {pairs.candidates.seconds:.1f}s, saved beside the index")
+    other_labels = None if other is None else other.labels
+    for line in pairs.lines(index.labels, other_labels, index.classes, top=args.top, names=names):
+        print(line)
+    return 0

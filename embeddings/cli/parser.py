@@ -15,7 +15,10 @@ from .commands import (
     cmd_build_index,
     cmd_eval_analogies,
     cmd_eval_images,
+    cmd_eval_knn,
     cmd_eval_words,
+    cmd_find_duplicates,
+    cmd_find_label_conflicts,
     cmd_finetune,
     cmd_fit_head,
     cmd_models,
@@ -40,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_index_commands(sub)
     _add_eval_commands(sub)
     _add_finetune_command(sub)
+    _add_conflict_commands(sub)
     _add_bench_commands(sub)
     add_text_commands(sub)  # build-text-index, search-text, eval-passages
     p = sub.add_parser("models", help="list model ids")
@@ -120,6 +124,24 @@ def _add_eval_commands(sub) -> None:
     )
     p.set_defaults(func=cmd_eval_images)
 
+    p = sub.add_parser(
+        "eval-knn",
+        help="k-NN classification accuracy for k = 1..k-max (plain and weighted), centroid baseline",
+    )
+    p.add_argument("--data", default=None, help="cifar10, sample, or a folder path (default: best present)")
+    p.add_argument("--split", default=None, help="the index's split (default: test, or the only split)")
+    p.add_argument(
+        "--model", default=None, help="image model id (default: resnet18, else the offline fallback)"
+    )
+    p.add_argument("--precision", choices=list(PRECISIONS), default=None, help="as for build-index")
+    p.add_argument(
+        "--query-split",
+        default=None,
+        help="classify this split's items by their neighbours in --split's index (default: leave-one-out on --split)",
+    )
+    p.add_argument("--k-max", type=int, default=50, help="largest k (default 50)")
+    p.set_defaults(func=cmd_eval_knn)
+
     p = sub.add_parser("fit-head", help="fit a projection head on a labelled split; prints the new model id")
     _image_args(p)
     p.add_argument(
@@ -178,3 +200,38 @@ def _add_bench_commands(sub) -> None:
     _image_args(p, k=True)
     p.add_argument("--queries", type=int, default=1000, help="number of queries (default 1000)")
     p.set_defaults(func=cmd_bench_search)
+
+
+def _add_conflict_commands(sub) -> None:
+    """find-duplicates and find-label-conflicts."""
+    from ..index.conflicts import DEFAULT_K, DEFAULT_MIN_SHARE, DEFAULT_THRESHOLD
+
+    p = sub.add_parser(
+        "find-duplicates", help="near-duplicate pairs within a split, or against another split"
+    )
+    _image_args(p)
+    p.add_argument(
+        "--against", default=None, help="look for each item's near-duplicates in this split instead"
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        help=f"cosine at least this (default {DEFAULT_THRESHOLD}, measured on CIFAR-10)",
+    )
+    p.add_argument("--top", type=int, default=20, help="pairs to print (default 20)")
+    p.set_defaults(func=cmd_find_duplicates)
+
+    p = sub.add_parser(
+        "find-label-conflicts", help="items whose nearest neighbours mostly carry another label"
+    )
+    _image_args(p)
+    p.add_argument("--k", type=int, default=DEFAULT_K, help=f"neighbours per item (default {DEFAULT_K})")
+    p.add_argument(
+        "--min-share",
+        type=float,
+        default=DEFAULT_MIN_SHARE,
+        help=f"share of neighbours with another label, at least (default {DEFAULT_MIN_SHARE})",
+    )
+    p.add_argument("--top", type=int, default=20, help="conflicts to print (default 20)")
+    p.set_defaults(func=cmd_find_label_conflicts)

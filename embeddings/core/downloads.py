@@ -111,3 +111,21 @@ def download_once(url: str, dest: str | os.PathLike, expected: tuple[str, str] |
 def clear_download_failures() -> None:
     """Forget failed downloads so the next call tries the network again."""
     _download_failures.clear()
+
+
+def hf_cache_dirs() -> list[Path]:
+    """Every folder the Hugging Face hub may use as its cache (``HF_HUB_CACHE``,
+    ``HUGGINGFACE_HUB_CACHE``, ``HF_HOME/hub``, ``XDG_CACHE_HOME`` or ``~/.cache``): a superset."""
+    env = os.environ
+    homes = [env.get("HF_HOME"), Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface"]
+    found = [env.get("HF_HUB_CACHE"), env.get("HUGGINGFACE_HUB_CACHE")] + [
+        Path(h) / "hub" for h in homes if h
+    ]
+    return [Path(p) for p in found if p]
+
+
+def hf_cache_may_hold(repo_id: str) -> bool:
+    """False when no Hugging Face cache folder has ``repo_id`` at all: then asking
+    ``huggingface_hub`` (about 0.3 s to import) cannot find it either. True means "look"."""
+    folder = "models--" + repo_id.replace("/", "--")
+    return any((cache / folder).is_dir() for cache in hf_cache_dirs())

@@ -20,12 +20,16 @@ from ..errors import InvalidInputError
 MAP_METHODS = ("tsne", "pca")
 
 
+def map_key(index, method: str, perplexity: float, seed: int) -> str:
+    """The fingerprint of a map: the index's embeddings checksum and every map parameter."""
+    return fingerprint(index.embeddings_sha256, method, perplexity, seed, "openTSNE-2")
+
+
 def _map_path(index, method: str, perplexity: float, seed: int):
-    key = fingerprint(index.embeddings_sha256, method, perplexity, seed, "openTSNE-2")
-    return index.path / f"map-{method}-{key}.npy"
+    return index.path / f"map-{method}-{map_key(index, method, perplexity, seed)}.npy"
 
 
-def _check_map_args(index, method: str, perplexity: float) -> None:
+def check_map_args(index, method: str, perplexity: float) -> None:
     if method not in MAP_METHODS:
         raise InvalidInputError(f"unknown map method {method!r}; choose one of {', '.join(MAP_METHODS)}")
     if method == "tsne":
@@ -34,7 +38,7 @@ def _check_map_args(index, method: str, perplexity: float) -> None:
 
 def saved_index_map(index, method: str = "tsne", perplexity: float = 30.0, seed: int = DEFAULT_SEED):
     """The map saved on disk for these settings, or None when there is none (or it is unreadable)."""
-    _check_map_args(index, method, perplexity)
+    check_map_args(index, method, perplexity)
     path = _map_path(index, method, perplexity, seed)
     if not path.exists():
         return None

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import data_dir as resolve_data_dir
-from ..core.downloads import DownloadError, download_once
+from ..core.downloads import DownloadError, download_once, hf_cache_may_hold
 from ..core.fingerprint import file_sha256
 from ..core.torchutil import device, require_torch
 from ..errors import MissingDependencyError, ModelUnavailableError
@@ -57,7 +57,7 @@ def clip_weights_dir(data_dir=None) -> Path:
 
 def _hf_cached(filename: str) -> Path | None:
     """The file from the Hugging Face cache, when ``huggingface_hub`` is installed and has it."""
-    if importlib.util.find_spec("huggingface_hub") is None:
+    if not hf_cache_may_hold(CLIP_HF_REPO) or importlib.util.find_spec("huggingface_hub") is None:
         return None
     try:
         from huggingface_hub import try_to_load_from_cache

@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import config
 from ..core.deps import package_version, require
+from ..core.downloads import hf_cache_may_hold
 from ..core.fingerprint import file_sha256, sha256_file
 from ..errors import MissingDependencyError, ModelUnavailableError
 from ..text.base import TextEmbedder
@@ -61,6 +62,8 @@ def _minilm_weights(folder: Path) -> Path | None:
 
 def minilm_hf_cache_dir() -> Path | None:
     """The all-MiniLM-L6-v2 snapshot in the local Hugging Face cache, if complete; never downloads."""
+    if not hf_cache_may_hold(MINILM_REPO_ID):
+        return None
     try:
         from huggingface_hub import snapshot_download
     except ImportError:

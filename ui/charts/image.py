@@ -10,7 +10,9 @@ import numpy as np
 import pandas  # noqa: F401
 import plotly.graph_objects as go
 
+from embeddings.core.trust import MapTrust
 from embeddings.image.display import mosaic
+from ui.charts.trust import kept_line, share_marker
 
 # A gallery image sent as PNG above this many bytes (photos rather than CIFAR's flat pixels) is
 # sent as JPEG instead, at the best quality that fits.
@@ -214,14 +216,23 @@ def image_map_figure(
     classes: list[str],
     selected: int | None = None,
     neighbours: list[int] | None = None,
+    trust: MapTrust | None = None,
 ) -> go.Figure:
-    """WebGL scatter of an image map coloured by class; the selected image and its neighbours marked."""
+    """WebGL scatter of an image map coloured by class; the selected image and its neighbours marked.
+
+    With ``trust`` the images form one trace coloured by the share of their k nearest
+    neighbours kept on the map (a colour bar); the hover says each image's count."""
     import plotly.express as px
 
     palette = px.colors.qualitative.T10 + px.colors.qualitative.Alphabet
     fig = go.Figure()
     ids = np.arange(len(layout))
     groups = [(None, ids)] if labels is None else [(c, ids[labels == c]) for c in range(len(classes))]
+    if trust is not None:
+        if trust.n != len(layout):
+            raise ValueError(f"{trust.n} neighbourhood shares for {len(layout)} images")
+        fig.add_trace(_share_trace(layout, labels, classes, trust))
+        groups = []
     for c, members in groups:
         name = "images" if c is None else classes[c]
         fig.add_trace(
@@ -249,6 +260,22 @@ def image_map_figure(
         hovermode="closest",
     )
     return fig
+
+
+def _share_trace(layout: np.ndarray, labels: np.ndarray | None, classes: list[str], trust: MapTrust):
+    """Every image in one WebGL trace coloured by its share kept; customdata is [id, kept, class]."""
+    names = ["image"] * len(layout) if labels is None else [classes[int(c)] for c in labels]
+    names = [str(n).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") for n in names]
+    return go.Scattergl(
+        x=layout[:, 0],
+        y=layout[:, 1],
+        mode="markers",
+        name="share kept",
+        showlegend=False,
+        marker=share_marker(trust.shares, trust.k, 4, 0.8),
+        customdata=[[i, int(c), name] for i, (c, name) in enumerate(zip(trust.kept, names, strict=True))],
+        hovertemplate=f"%{{customdata[2]}} #%{{customdata[0]}}<br>{kept_line(trust.k)}<extra></extra>",
+    )
 
 
 def _neighbours_trace(layout: np.ndarray, neighbours: list[int]) -> go.Scattergl:

@@ -14,7 +14,9 @@ import numpy as np
 import pandas  # noqa: F401
 import plotly.graph_objects as go
 
+from embeddings.core.trust import MapTrust
 from embeddings.text.wordlists import CELL_TEXT_MAX
+from ui.charts.trust import kept_line, share_marker
 
 # Diverging: blue (opposite) - white (unrelated) - red (similar).
 DIVERGING = "RdBu_r"
@@ -127,16 +129,25 @@ def scatter_map(
     title: str = "",
     show_text: bool = True,
     axis_names: tuple[str, str, str] = ("dimension 1", "dimension 2", "dimension 3"),
+    trust: MapTrust | None = None,
+    height: int = 620,
 ) -> go.Figure:
-    """A 2-D or 3-D scatter of ``coords`` with one colour (trace) per group and text labels."""
+    """A 2-D or 3-D scatter of ``coords`` with one colour (trace) per group and text labels.
+
+    With ``trust`` the points form one trace coloured by the share of their k nearest
+    neighbours kept on the map (a colour bar), and the hover text says each point's count."""
     coords = np.asarray(coords, dtype=float)
     if coords.ndim != 2 or coords.shape[1] not in (2, 3) or not len(coords) == len(labels) == len(groups):
         raise ValueError(
             f"expected (n, 2) or (n, 3) coordinates for {len(labels)} labels, got {coords.shape}"
         )
+    if trust is not None and trust.n != len(coords):
+        raise ValueError(f"{trust.n} neighbourhood shares for {len(coords)} points")
     three_d = coords.shape[1] == 3
     fig = go.Figure()
-    for group in dict.fromkeys(groups):
+    if trust is not None:
+        fig.add_trace(_share_trace(coords, labels, groups, trust, three_d, show_text))
+    for group in dict.fromkeys(groups) if trust is None else ():
         idx = [i for i, g in enumerate(groups) if g == group]
         pts = coords[idx]
         common = dict(
@@ -149,7 +160,7 @@ def scatter_map(
         fig.add_trace(_group_trace(pts, three_d, common))
     fig.update_layout(
         title=dict(text=title, x=0, xanchor="left", font=dict(size=16)),
-        height=620,
+        height=height,
         margin=MARGIN,
         font=dict(family=FONT),
         legend=dict(title=dict(text="group"), itemsizing="constant"),
@@ -162,6 +173,25 @@ def scatter_map(
         fig.update_xaxes(title_text=axis_names[0], zeroline=False, showticklabels=False)
         fig.update_yaxes(title_text=axis_names[1], zeroline=False, showticklabels=False)
     return fig
+
+
+def _share_trace(coords, labels, groups, trust: MapTrust, three_d: bool, show_text: bool):
+    """Every point in one trace, coloured by its share of neighbours kept; the count in the hover."""
+    size, line = (5, None) if three_d else (11, dict(width=1, color="white"))
+    common = dict(
+        name="share kept",
+        text=[_escape(label) for label in labels],
+        customdata=[[_escape(g), int(c)] for g, c in zip(groups, trust.kept, strict=True)],
+        mode="markers+text" if show_text else "markers",
+        hovertemplate=f"<b>%{{text}}</b><br>%{{customdata[0]}}<br>{kept_line(trust.k)}<extra></extra>",
+        marker=share_marker(trust.shares, trust.k, size, 0.9, line),
+        showlegend=False,
+    )
+    if three_d:
+        return go.Scatter3d(x=coords[:, 0], y=coords[:, 1], z=coords[:, 2], textfont=dict(size=11), **common)
+    return go.Scatter(
+        x=coords[:, 0], y=coords[:, 1], textposition="top center", textfont=dict(size=12), **common
+    )
 
 
 def _group_trace(pts: np.ndarray, three_d: bool, common: dict) -> go.Scatter | go.Scatter3d:

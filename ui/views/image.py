@@ -21,11 +21,15 @@ from ui.cached import (
     retry_job,
     start_build,
     thumbnails,
+    trust_or_job,
 )
 from ui.charts.image import clicked_id, image_map_figure
 from ui.jobs import Job
 from ui.settings import ImageSettings, IndexRequest
+from ui.views import links
+from ui.views.exports import collection_name, csv_download
 from ui.views.text import show_problem
+from ui.views.trust import trust_controls, trust_summary
 
 THUMB = 128
 SLIDER_WIDTH = 360  # pixels
@@ -85,6 +89,11 @@ def _wait_for(job: Job, what: str) -> None:
         button.button("Cancel", key=f"cancel:{job.key}", on_click=cancel_job, args=(job,))
 
     poll()
+
+
+def wait_for_job(job: Job, what: str) -> None:
+    """A background job's progress bar with its Cancel button (the page reruns when it ends)."""
+    _wait_for(job, what)
 
 
 def show_job_failure(what: str, job: Job, key: str | None = None) -> None:
@@ -264,10 +273,13 @@ def render_image_map_section() -> None:
     if index.count < 3:
         st.info(f"A map needs at least 3 images; this collection has {index.count}.")
         return
+    links.check("tsne", "point", index.count - 1, f"this collection of {index.count:,} images")
+    links.check("tsne", "mk", min(30, index.count - 1), "this collection")
     layout = _image_map_layout(index, settings)
     if layout is None:
         return
     k = neighbour_count("Neighbours to mark", index.count - 1, key="map_k", cap=30)
+    trust = _image_map_trust(index)
     selected = st.session_state.get("map_selected")
     neighbours = None
     if valid_image_id(selected, index.count):
@@ -275,8 +287,16 @@ def render_image_map_section() -> None:
         neighbours = ids[0].tolist()
     else:
         selected = None
-    fig = image_map_figure(layout, index.labels, index.classes, selected, neighbours)
-    event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key="image_map", width="stretch")
+    fig = image_map_figure(layout, index.labels, index.classes, selected, neighbours, trust=trust)
+    map_col, side = st.columns([3, 1], gap="medium") if trust is not None else (st.container(), None)
+    with map_col:
+        event = st.plotly_chart(
+            fig, on_select="rerun", selection_mode="points", key="image_map", width="stretch"
+        )
+    if side is not None:
+        with side:
+            trust_summary(trust, "image_map")
+    _map_download(index, settings, layout)
     clicked = clicked_id(event)
     if valid_image_id(clicked, index.count):
         if clicked != st.session_state.get("map_selected"):
@@ -288,11 +308,58 @@ def render_image_map_section() -> None:
     _inspect_map_image(index, settings, layout, selected, k)
 
 
-def _image_map_layout(index, settings: ImageSettings) -> np.ndarray | None:
-    """The map's layout, or None after showing why there is none yet (an error, or a job's progress)."""
+def _map_download(index, settings: ImageSettings, layout: np.ndarray) -> None:
+    """The map's coordinates with each image's id and class, as CSV."""
+    from embeddings.core.exports import map_csv
+    from embeddings.index.exports import labels_of
+
+    csv_download(
+        "Map coordinates (CSV)",
+        lambda: map_csv(layout, {"id": np.arange(index.count), "label": labels_of(index)}),
+        "map-tsne", settings.model_id, collection_name(settings), "export_image_map",
+    )  # fmt: skip
+
+
+def neighbours_download(settings: ImageSettings, index, query: str, ids, scores) -> None:
+    """The query's neighbours (rank, id, label, cosine) as CSV."""
+    from embeddings.core.exports import neighbours_csv
+
+    labels = [class_name(index, int(i)) for i in ids]
+    csv_download(
+        "Neighbours (CSV)", lambda: neighbours_csv(query, [int(i) for i in ids], list(scores), labels),
+        "neighbours", settings.model_id, collection_name(settings), "export_neighbours",
+    )  # fmt: skip
+
+
+def _map_perplexity(index) -> float:
     from embeddings.core.projection import max_perplexity
 
-    perplexity = min(30.0, max_perplexity(index.count))  # small collections need a lower one
+    return min(30.0, max_perplexity(index.count))  # small collections need a lower one
+
+
+def _image_map_trust(index):
+    """With the switch on: the saved share of neighbours each image kept on the map (``MapTrust``),
+    or None after showing the background job computing it (the map shows class colours meanwhile)."""
+    on, k = trust_controls("image_map", index.count)
+    if not on:
+        return None
+    try:
+        found = trust_or_job(index, "tsne", _map_perplexity(index), 0, k)
+    except EmbeddingsError as exc:
+        show_problem(f"The neighbourhoods could not be scored: {exc}")
+        return None
+    if isinstance(found, Job):
+        if found.stopped:
+            show_job_failure("Scoring the map's neighbourhoods", found, key="retry_trust")
+        else:
+            _wait_for(found, "Each image's neighbours are compared once per k and saved beside the map.")
+        return None
+    return found
+
+
+def _image_map_layout(index, settings: ImageSettings) -> np.ndarray | None:
+    """The map's layout, or None after showing why there is none yet (an error, or a job's progress)."""
+    perplexity = _map_perplexity(index)
     st.caption(
         f"{index.count:,} images of **{settings.source}** ({settings.split}), embedded with "
         f"**{settings.model_id}**, laid out with t-SNE (openTSNE, perplexity {perplexity:g}, seed 0). "
