@@ -330,7 +330,7 @@ def test_cli_builds_searches_and_scores_a_csv(tmp_path, capsys):
 
     path = tmp_path / "howto.csv"
     rows = [
-        f"{topic} tip {i},{topic} words number {i} " + "filler " * i
+        f"{topic} tip {i}: {topic} words number {i} " + "filler " * i
         for topic in ("tea", "bike")
         for i in range(8)
     ]
@@ -377,6 +377,10 @@ def test_cli_builds_searches_and_scores_a_csv(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert sum(line.startswith("hashing ") for line in out) == 2
     assert re.fullmatch(r"best_setting\[hashing\]=(trim8000|chunk100-20) precision@3=[01]\.\d{4}", out[-1])
+    assert main([*data, "eval-knn", "--data", str(path), "--model", "hashing", "--k-max", "5"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "leave-one-out, 16 queries, 2 classes" in out[0]
+    assert re.fullmatch(r"knn_accuracy@[1-5]=[01]\.\d{4}", out[-1])
     assert (
         main([*data, "build-text-index", "--data", str(tmp_path / "missing.csv"), "--model", "hashing"]) == 2
     )

@@ -6,6 +6,7 @@ files, or a ``.txt``/``.md``/``.csv``/``.jsonl`` file (see :mod:`embeddings.docu
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from ..errors import InvalidInputError
@@ -16,9 +17,49 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+DOCUMENT_SUFFIXES = (".txt", ".md", ".markdown", ".csv", ".jsonl", ".ndjson")
+
+
+def document_knn_index(args, split):
+    """eval-knn's resolver for document sources (``docs``, a .txt/.md/.csv/.jsonl file, a folder in
+    ``$EMBEDDINGS_TEXT_FOLDERS``): their index with ``--model`` (a text model, default ``local``) and
+    the default passages; None for any other source (an image one)."""
+    from pathlib import Path
+
+    from ..documents.folders import configured_text_folders
+    from ..documents.passages import PassageSettings
+
+    data = args.data
+    if data is None:
+        return None
+    path = Path(data).expanduser()
+    text_folder = path.is_dir() and path.resolve() in {p.resolve() for p in configured_text_folders()}
+    if (
+        data != "docs"
+        and not (path.is_file() and path.suffix.lower() in DOCUMENT_SUFFIXES)
+        and not text_folder
+    ):
+        return None
+    if split is not None or getattr(args, "query_split", None):
+        raise InvalidInputError(
+            "documents have no splits: drop --split and --query-split (k-NN is leave-one-out)"
+        )
+    doc_args = argparse.Namespace(data=data, data_dir=args.data_dir, text_column=None, label_column=None)
+    collection = _collection(doc_args)
+    if collection.labels is None:
+        raise InvalidInputError(f"{data} has no groups: k-NN needs a label for every document")
+    _, index = _index(doc_args, collection, args.model or "local", PassageSettings())
+    return index
+
+
 def add_text_commands(sub) -> None:
-    """Register the document commands on the sub-command parser ``sub``."""
+    """Register the document commands on the sub-command parser ``sub`` (and eval-knn's document
+    sources: :func:`document_knn_index`, tried before the image sources)."""
     from ..documents.passages import DEFAULT_CHUNK_CHARS, DEFAULT_MODE, DEFAULT_OVERLAP, MODES
+    from .commands import KNN_SOURCES
+
+    if document_knn_index not in KNN_SOURCES:
+        KNN_SOURCES.insert(0, document_knn_index)
 
     def common(p, model: bool = True) -> None:
         p.add_argument(
