@@ -158,3 +158,21 @@ def test_an_uploads_text_is_never_written_to_disk(app_env):
         p.name == "passages.npy" for p in written
     )  # its index (vectors only) is in the temporary folder
     assert not [p for p in written if marker.encode() in p.read_bytes()]
+
+
+def test_a_text_folder_listed_in_the_environment_is_offered_and_searched(app_env, monkeypatch, tmp_path):
+    folder = tmp_path / "notes"
+    for group, name, text in [
+        ("kitchen", "tea.txt", "brewing green tea"),
+        ("garage", "bike.md", "# Bikes\nfixing a flat tyre"),
+    ]:
+        (folder / group).mkdir(parents=True, exist_ok=True)
+        (folder / group / name).write_text(text)
+    monkeypatch.setenv("EMBEDDINGS_TEXT_FOLDERS", str(folder))
+    at = open_page(str(folder))
+    assert str(folder) in at.radio(key="docs_source").options
+    at.text_input(key="docs_query").set_value("fixing a flat tyre").run()
+    wait_for_jobs(at, TIMEOUT)
+    assert_clean(at)
+    assert "2 documents in 2 groups" in text_of(at)
+    assert ranked(at)[0].startswith("1. garage/bike.md · garage · cosine")
