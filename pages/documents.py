@@ -14,6 +14,7 @@ from ui.views.documents import (
     SECOND_MODEL,
     choose_collection,
     choose_passages,
+    count_of,
     cut_note,
     document_map,
     hits_frame,
@@ -41,7 +42,7 @@ settings = choose_passages(model_id)
 index = index_or_wait(collection, model_id, settings)
 groups = f" in {len(collection.classes)} groups" if collection.classes else ""
 st.caption(
-    f"**{index.count:,}** documents{groups}, **{len(index.spans):,}** passages, embedded with "
+    f"**{count_of(index.count, 'document')}**{groups}, **{count_of(len(index.spans), 'passage')}**, embedded with "
     f"**{model_id}** ({index.dim}-d, the sidebar's text model) · index built {index.manifest['built_at'][:16].replace('T', ' ')} UTC."
 )
 cut_note(collection, index)

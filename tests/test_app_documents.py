@@ -116,6 +116,8 @@ def test_upload_a_csv_and_search_it_with_the_map(app_env):
         ("empty.txt", b"", "is empty"),
         ("photo.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00", "binary bytes"),
         ("many.csv", b"text\n" + b"word\n" * 100_000, "more than 20,000 documents"),
+        ("big.txt", b"lorem ipsum " * 900_000, "uploads may be at most 10 MB"),
+        ("scores.jsonl", b'{"text": "fine"}\n{not json\n', "line 2 is not JSON"),
     ],
 )
 def test_bad_uploads_get_messages(app_env, name, data, message):
@@ -176,3 +178,15 @@ def test_a_text_folder_listed_in_the_environment_is_offered_and_searched(app_env
     assert_clean(at)
     assert "2 documents in 2 groups" in text_of(at)
     assert ranked(at)[0].startswith("1. garage/bike.md · garage · cosine")
+
+
+def test_a_1_mb_document_is_chunked_and_listed_as_cut(app_env):
+    words = " ".join(f"word{i % 5000}" for i in range(120_000))  # about 1 MB, one paragraph
+    at = upload(None, "one.txt", words.encode(), "text/plain")
+    at.text_input(key="docs_query").set_value("word42").run()
+    assert_clean(at)
+    assert "1 documents" not in text_of(at) and "1 document" in text_of(at)
+    assert [e.label for e in at.expander if "cut:" in e.label] == [
+        "1 document was cut: longer than 100 passages (the rest is not read)"
+    ]
+    assert len(ranked(at)) == 1

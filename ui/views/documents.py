@@ -101,8 +101,13 @@ def _upload() -> DocumentCollection | None:
             )
         return None
     groups = f" in {len(result.classes)} groups" if result.classes else " (no groups)"
-    st.caption(f"**{file.name}**: {len(result):,} documents{groups}.")
+    st.caption(f"**{escape_markdown(file.name)}**: {count_of(len(result), 'document')}{groups}.")
     return result
+
+
+def count_of(n: int, noun: str) -> str:
+    """``1 document``, ``2,186 documents``."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def choose_passages(model_id: str, key: str = "docs") -> PassageSettings:
