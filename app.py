@@ -15,6 +15,7 @@ PAGES = [
     st.Page("pages/words.py", title="Word similarity", icon=":material/compare_arrows:"),
     st.Page("pages/tsne.py", title="t-SNE map", icon=":material/scatter_plot:"),
     st.Page("pages/images.py", title="Image search", icon=":material/image_search:"),
+    st.Page("pages/documents.py", title="Semantic search", icon=":material/manage_search:"),
 ]
 
 page = st.navigation(PAGES)

@@ -50,6 +50,7 @@ def _isolated_environment(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("EMBEDDINGS_IMAGE_MODEL", "pixels")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("EMBEDDINGS_FOLDERS", raising=False)
+    monkeypatch.delenv("EMBEDDINGS_TEXT_FOLDERS", raising=False)
     monkeypatch.delenv("EMBEDDINGS_COLLECTION", raising=False)
 
 

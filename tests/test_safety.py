@@ -46,6 +46,7 @@ TEXT_BOXES = {
     "analogy_c",
     "tsne_groups",
     "image_text_query",
+    "docs_query",
 }  # none takes a path
 TEXT_BOX_HELPERS = ("word_box",)  # ui.views.text: draws a text box with the key its caller passes
 

@@ -33,7 +33,7 @@ class Job:
 
     key: str
     label: str
-    unit: str = "img"  # "img": items with a rate (img/s); "step": numbered steps (a map's iterations)
+    unit: str = "img"  # items with a rate ("img": img/s, "passage": passage/s); "step": numbered steps (a map's iterations)
     done: int = 0
     total: int = 0
     state: str = "queued"  # queued, running, finished, failed, cancelled
@@ -81,7 +81,7 @@ class Job:
             if self.total:
                 parts.append(f"{self.done:,} / {self.total:,}")
             if self.rate:
-                parts.append(f"{self.rate:,.0f} img/s")
+                parts.append(f"{self.rate:,.0f} {self.unit}/s")
         left = self.seconds_left
         if left is not None and self.done < self.total:
             parts.append(f"about {left / 60:.0f} min left" if left >= 90 else f"about {left:.0f} s left")

@@ -24,6 +24,7 @@ from .commands import (
     cmd_models,
     cmd_search,
 )
+from .textcommands import add_text_commands
 
 DESCRIPTION = "Command line: build and query indexes, evaluate text and image models."
 
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_finetune_command(sub)
     _add_conflict_commands(sub)
     _add_bench_commands(sub)
+    add_text_commands(sub)  # build-text-index, search-text, eval-passages
     p = sub.add_parser("models", help="list model ids")
     p.set_defaults(func=cmd_models)
     return parser

@@ -14,12 +14,15 @@ from ..errors import CorruptIndexError
 REQUIRED_FILES = ("embeddings.npy", "index-flat.faiss")  # every index; plus labels.npy when labelled
 
 
+# the only names a manifest may list (a document index adds its passages: embeddings.index.documents)
 INDEX_FILES = (
     *REQUIRED_FILES,
     "labels.npy",
     "index-hnsw.faiss",
     "index-ivfpq.faiss",
-)  # the only names listed
+    "passages.npy",
+    "passage_spans.npy",
+)
 
 SEARCH_KINDS = ("flat", "ivfpq")  # what ``index_kind`` may name (absent: flat, as in older manifests)
 ENGINES = ("local", "serial", "ray")  # local: embed_collection; serial and ray: sharded builds
@@ -118,6 +121,12 @@ def _manifest_problem(m) -> str | None:
     derived = m.get("derived_from", {})
     if not isinstance(derived, dict) or not all(isinstance(v, str) for v in derived.values()):
         return "derived_from is not a set of strings"
+    passages = m.get("passages", {})
+    if not isinstance(passages, dict) or not all(_is_int(v, 0) or _is_str(v) for v in passages.values()):
+        return "passages is not a set of settings"
+    cut = m.get("cut", [])
+    if not isinstance(cut, list) or not all(_is_int(v, 0) and v < m["count"] for v in cut):
+        return "cut is not a list of document numbers"
     return None
 
 

@@ -458,6 +458,7 @@ def _build_locked(
     progress: Progress | None,
     vectors: np.ndarray | None = None,
     extra: dict | None = None,
+    arrays: dict[str, np.ndarray] | None = None,
 ) -> ImageIndex:
     faiss = require_faiss()
     for prefix in (".tmp", ".old"):  # earlier builds that died (while writing, or mid-swap)
@@ -473,6 +474,9 @@ def _build_locked(
         if collection.labels is not None:
             save_npy_atomic(tmp / "labels.npy", np.asarray(collection.labels, dtype=np.int64))
             files.append("labels.npy")
+        for name, array in (arrays or {}).items():  # more arrays (a document index's passages)
+            save_npy_atomic(tmp / name, array)
+            files.append(name)
         flat = faiss.IndexFlatIP(vectors.shape[1])
         flat.add(vectors)
         write_faiss_index(flat, tmp / "index-flat.faiss")
@@ -497,11 +501,17 @@ def _build_locked(
 
 
 def write_index(
-    collection, embedder, vectors: np.ndarray, data_dir=None, extra: dict | None = None
+    collection,
+    embedder,
+    vectors: np.ndarray,
+    data_dir=None,
+    extra: dict | None = None,
+    arrays: dict[str, np.ndarray] | None = None,
 ) -> ImageIndex:
     """Write an index for (collection, embedder) from vectors computed elsewhere (e.g. a projection
     head applied to another index's stored vectors), atomically and under the same file lock as a
-    build; returns it loaded. ``extra`` is merged into the manifest (e.g. what it was derived from)."""
+    build; returns it loaded. ``extra`` is merged into the manifest (e.g. what it was derived from);
+    ``arrays`` are more ``.npy`` files written beside the vectors (listed and checksummed too)."""
     from ..core.mathops import normalize
 
     vectors = np.ascontiguousarray(normalize(vectors), dtype=np.float32)
@@ -513,7 +523,9 @@ def write_index(
     folder = index_dir(collection, embedder, data_dir)
     folder.parent.mkdir(parents=True, exist_ok=True)
     with build_lock(folder):
-        return _build_locked(collection, embedder, folder, data_dir, None, vectors=vectors, extra=extra)
+        return _build_locked(
+            collection, embedder, folder, data_dir, None, vectors=vectors, extra=extra, arrays=arrays
+        )
 
 
 def _swap_in(tmp: Path, folder: Path) -> None:

@@ -1,0 +1,76 @@
+"""The Semantic search page's map: documents coloured by group, the query's hits ringed, the query a star."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas  # noqa: F401  (see ui/charts/image.py: plotly's pandas check races other threads)
+import plotly.graph_objects as go
+
+
+def document_map_figure(
+    layout: np.ndarray,
+    labels: np.ndarray | None,
+    classes: list[str],
+    titles: list[str],
+    hits: list[int] | None = None,
+    query_xy: np.ndarray | None = None,
+    query: str = "",
+) -> go.Figure:
+    """WebGL scatter of a document map; hover shows a document's title and group."""
+    import plotly.express as px
+
+    palette = px.colors.qualitative.T10 + px.colors.qualitative.Alphabet
+    fig = go.Figure()
+    ids = np.arange(len(layout))
+    groups = [(None, ids)] if labels is None else [(c, ids[labels == c]) for c in range(len(classes))]
+    for c, members in groups:
+        name = "documents" if c is None else classes[c]
+        fig.add_trace(
+            go.Scattergl(
+                x=layout[members, 0],
+                y=layout[members, 1],
+                mode="markers",
+                name=name,
+                marker={"size": 5, "color": palette[(c or 0) % len(palette)], "opacity": 0.7},
+                text=[titles[i] for i in members],
+                hovertemplate=f"%{{text}}<br>{name}<extra></extra>",
+            )
+        )
+    if hits:
+        fig.add_trace(
+            go.Scattergl(
+                x=layout[hits, 0],
+                y=layout[hits, 1],
+                mode="markers",
+                name="top hits",
+                marker={"size": 13, "color": "rgba(0,0,0,0)", "line": {"width": 2, "color": "black"}},
+                text=[f"#{rank} {titles[i]}" for rank, i in enumerate(hits, 1)],
+                hovertemplate="%{text}<extra></extra>",
+            )
+        )
+    if query_xy is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=[float(query_xy[0])],
+                y=[float(query_xy[1])],
+                mode="markers",
+                name="the query",
+                marker={
+                    "size": 20,
+                    "symbol": "star",
+                    "color": "gold",
+                    "line": {"width": 1.5, "color": "black"},
+                },
+                text=[query],
+                hovertemplate="query: %{text}<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        height=560,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        legend={"itemsizing": "constant", "y": 1, "yanchor": "top"},
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+        hovermode="closest",
+    )
+    return fig
