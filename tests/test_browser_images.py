@@ -9,6 +9,7 @@ import statistics
 import time
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser_support import (
     assert_no_exception,
@@ -101,7 +102,10 @@ def test_category_view_and_image_map(app_url, page):
     wait_for_app(page, expect_rerun=True)
     assert_no_exception(page)
     assert page.get_by_text("Mean precision@10").first.is_visible()
-    assert plotly_charts(page).count() == 2
+    # precision bars and confusion matrix at once; the k-NN curve once its background job is done
+    page.get_by_text("k-NN classification").first.wait_for(state="visible")
+    expect(plotly_charts(page)).to_have_count(3, timeout=BUILD_TIMEOUT_MS)
+    assert_no_exception(page)
     screenshot(page, "images_categories")
 
     goto_page(page, app_url, "tsne")
