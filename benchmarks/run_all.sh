@@ -75,8 +75,12 @@ run $PY -m embeddings find-duplicates --data "$CIFAR" --model efficientnet_lite0
 run $PY -m embeddings find-duplicates --data "$CIFAR" --model efficientnet_lite0 --split train --threshold 0.90
 run $PY -m embeddings find-label-conflicts --data "$CIFAR" --model efficientnet_lite0 --split test
 
-echo "## app cold start and clicks (built index)"
-run $PY benchmarks/bench_app.py
+echo "## MiniLM: torch against ONNX Runtime"
+run $PY benchmarks/bench_text_runtime.py --passages 300
+
+echo "## app cold start and clicks (built index), against a checkout of the release before"
+git worktree add /tmp/base 000afda 2>/dev/null || true
+run $PY benchmarks/bench_app.py --baseline /tmp/base
 run $PY benchmarks/bench_first_use.py
 run $PY benchmarks/bench_rerun.py
 run $PY benchmarks/bench_clicks.py --baseline e10e9f3 --clicks 40
