@@ -30,7 +30,16 @@ PAGE_CARDS = [
         "Image search",
         ":material/image_search:",
         "Click a CIFAR-10 image (or upload your own) and see its nearest neighbours with "
-        "cosine scores, and measure how well the model separates similar classes (cat vs dog).",
+        "cosine scores, how a vote of those neighbours classifies it (k-NN), and how well the "
+        "model separates similar classes (cat vs dog).",
+    ),
+    (
+        "pages/documents.py",
+        "Semantic search",
+        ":material/manage_search:",
+        "Search 2,186 Python documentation texts (or your own CSV, JSONL, Markdown or text file) "
+        "by meaning, not keywords: ranked documents with the passage that matched, and a map "
+        "of the collection with your query on it.",
     ),
 ]
 

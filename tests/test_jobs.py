@@ -73,6 +73,23 @@ def test_queued_job_says_what_it_waits_behind_and_can_be_dropped():
     assert ran == [] and second.state == "cancelled"  # the dropped job never ran
 
 
+def test_an_analysis_does_not_wait_behind_a_build():
+    runner = jobs.JobRunner(workers=1)
+    started, release = threading.Event(), threading.Event()
+    build = runner.submit("build", "Embedding 2,186 documents", blocking(started, release))
+    assert started.wait(WAIT)
+    queued_build = runner.submit("build2", "Embedding sample (test)", lambda progress: "built")
+    analysis = runner.submit("knn", "Classifying 2,000 items", lambda progress: "classified", lane="analysis")
+    wait_until_done(analysis)  # finished while the build still runs
+    assert analysis.result == "classified" and build.state == "running" and queued_build.state == "queued"
+    assert runner.ahead_of(queued_build) == [build] and runner.ahead_of(analysis) == []
+    release.set()
+    wait_until_done(queued_build)
+    assert queued_build.result == "built"
+    with pytest.raises(ValueError, match="valid lanes are build, analysis"):
+        runner.submit("x", "x", lambda progress: None, lane="gpu")
+
+
 def test_running_job_stops_at_its_next_progress_report():
     runner = jobs.JobRunner(workers=1)
     started, release = threading.Event(), threading.Event()

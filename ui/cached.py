@@ -506,6 +506,7 @@ def knn_or_job(index, k_max: int):
         f"Classifying each of the {count:,} items by its {k_max} nearest neighbours",
         lambda progress: knn_curve(index, k_max, progress=progress),
         unit="step",  # items, images or documents: no "img/s"
+        lane="analysis",
     )
 
 
@@ -543,6 +544,7 @@ def trust_or_job(index, method: str, perplexity: float, seed: int, k: int):
         key,
         f"Checking which of {index.count:,} images kept their {k} nearest neighbours on the map",
         lambda progress: index_map_trust(index, method, perplexity, seed, k, progress=progress),
+        lane="analysis",
     )
 
 
@@ -567,7 +569,7 @@ def _saved_or_job(key: str, label: str, saved: Callable, compute: Callable):
     if found is None:
         job = job_runner().get(key)
         if job is None or job.active or job.stopped:
-            return job_runner().submit(key, label, compute)
+            return job_runner().submit(key, label, compute, lane="analysis")
         found = job.result
         job_runner().forget(key)
     with store["lock"]:

@@ -2,8 +2,11 @@
 
 A build runs in a worker thread, so the page that started it, and every other page, stays
 responsive; pages poll :meth:`Job.snapshot` to draw a progress bar. Jobs are keyed, so two
-sessions asking for the same index share one build. One worker runs them in the order they
-were asked for; a queued job knows what it waits behind (:meth:`JobRunner.ahead_of`).
+sessions asking for the same index share one build. Jobs run in lanes, one at a time per lane
+in the order they were asked for: ``"build"`` (embedding a collection, laying out a map:
+minutes) and ``"analysis"`` (k-NN, map trust, label conflicts over an existing index: seconds),
+so a long build never holds up a quick analysis. A queued job knows what it waits behind in its
+lane (:meth:`JobRunner.ahead_of`).
 
 A job can be cancelled (:meth:`JobRunner.cancel`): a queued one never starts, a running one
 stops at its next progress report (its progress callback raises ``WorkCancelledError``).
@@ -33,6 +36,7 @@ class Job:
 
     key: str
     label: str
+    lane: str = "build"  # which queue it waits in (JobRunner.LANES)
     unit: str = "img"  # items with a rate ("img": img/s, "passage": passage/s); "step": numbered steps (a map's iterations)
     done: int = 0
     total: int = 0
@@ -102,10 +106,15 @@ class Job:
 
 
 class JobRunner:
-    """Runs keyed jobs on a small thread pool; at most one job per key at a time."""
+    """Runs keyed jobs, ``workers`` at a time per lane; at most one job per key at a time."""
+
+    LANES = ("build", "analysis")
 
     def __init__(self, workers: int = 1):
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embeddings-job")
+        self._pools = {
+            lane: ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"embeddings-{lane}")
+            for lane in self.LANES
+        }
         self._jobs: dict[str, Job] = {}
         self._order: list[Job] = []  # active jobs in the order they were submitted
         self._lock = threading.Lock()
@@ -116,27 +125,34 @@ class JobRunner:
             return self._jobs.get(key)
 
     def submit(
-        self, key: str, label: str, fn: Callable[[Callable[[int, int], None]], Any], unit: str = "img"
+        self,
+        key: str,
+        label: str,
+        fn: Callable[[Callable[[int, int], None]], Any],
+        unit: str = "img",
+        lane: str = "build",
     ) -> Job:
-        """Start ``fn(progress)`` unless a job for ``key`` is queued or running, or failed or
-        was cancelled (that one is returned as it is until :meth:`retry`)."""
+        """Start ``fn(progress)`` in ``lane`` unless a job for ``key`` is queued or running, or
+        failed or was cancelled (that one is returned as it is until :meth:`retry`)."""
+        if lane not in self._pools:
+            raise ValueError(f"unknown lane {lane!r}: valid lanes are {', '.join(self.LANES)}")
         with self._lock:
             job = self._jobs.get(key)
             if job is not None and (job.active or job.stopped):
                 return job
-            job = Job(key=key, label=label, unit=unit)
+            job = Job(key=key, label=label, unit=unit, lane=lane)
             self._jobs[key] = job
             self._order.append(job)
-        self._pool.submit(self._run, job, fn)
+        self._pools[lane].submit(self._run, job, fn)
         return job
 
     def ahead_of(self, job: Job) -> list[Job]:
-        """The active jobs that run before ``job`` (the running one first)."""
+        """The active jobs of ``job``'s lane that run before it (the running one first)."""
         with self._lock:
             if job not in self._order:
                 return []
             ahead = self._order[: self._order.index(job)]
-        return [j for j in ahead if j.active]
+        return [j for j in ahead if j.active and j.lane == job.lane]
 
     def cancel(self, key: str) -> Job | None:
         """Cancel the job for ``key``: a queued one is dropped, a running one stops at its next
