@@ -35,7 +35,7 @@ from ..documents.collection import DocumentCollection
 from ..documents.passages import Passages, PassageSettings, split_passages
 from ..errors import CorruptIndexError, IndexNotBuiltError, InvalidInputError, StaleIndexError
 from ..text.base import MAX_REQUEST_CHARS
-from .shipped import SHIPPED_REASON, install_shipped_map, shipped_passages_for
+from .shipped import SHIPPED_REASON, install_shipped_map, shipped_document_for_key, shipped_passages_for
 from .store import (
     ImageIndex,
     IndexStatus,
@@ -282,6 +282,12 @@ def get_or_build_document_index(
     if "shipped_from" in index.manifest:
         reason = SHIPPED_REASON
     return index, IndexStatus(action, reason)
+
+
+def has_shipped_index(collection, settings: PassageSettings, embedder) -> bool:
+    """Whether vectors shipped with the package were made for exactly this index's key (a build
+    then writes them instead of embedding, if today's split matches too)."""
+    return shipped_document_for_key(PassageView(collection, settings), TextModelKey(embedder)) is not None
 
 
 def read_document_manifest(collection, settings: PassageSettings, model_id: str, data_dir=None) -> dict:

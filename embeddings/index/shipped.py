@@ -175,10 +175,10 @@ def shipped_document_path(collection_name: str, passages_label: str, model_id: s
     return SHIPPED_DIR / f"docindex-{slug(collection_name)}-{slug(passages_label)}-{slug(model_id)}.npz"
 
 
-def shipped_passages_for(view, model_key, spans: np.ndarray) -> ShippedPassages | None:
-    """The shipped passage vectors for (``view``, ``model_key``) (a document index's
-    :class:`~embeddings.index.documents.PassageView` and ``TextModelKey``) when they were made for
-    exactly its index key and for exactly ``spans`` (today's split); else None (build normally)."""
+def shipped_document_for_key(view, model_key) -> ShippedIndex | None:
+    """The shipped document index made for exactly (``view``, ``model_key``)'s index key, its
+    arrays unread (cheap: what a page asks before starting a build); the split is checked by
+    :func:`shipped_passages_for`."""
     desc = view.describe()
     path = shipped_document_path(desc["name"], desc["split"], model_key.model_id)
     shipped = read_memoised(path, _read)  # the key and checksum only: a miss reads no array
@@ -187,6 +187,17 @@ def shipped_passages_for(view, model_key, spans: np.ndarray) -> ShippedPassages 
     if shipped.key != index_key(view, model_key):
         log.info("the shipped document index %s was made for another key; building normally", path.name)
         return None
+    return shipped
+
+
+def shipped_passages_for(view, model_key, spans: np.ndarray) -> ShippedPassages | None:
+    """The shipped passage vectors for (``view``, ``model_key``) (a document index's
+    :class:`~embeddings.index.documents.PassageView` and ``TextModelKey``) when they were made for
+    exactly its index key and for exactly ``spans`` (today's split); else None (build normally)."""
+    shipped = shipped_document_for_key(view, model_key)
+    if shipped is None:
+        return None
+    path = shipped.path
     try:
         with np.load(path, allow_pickle=False) as data:
             vectors, shipped_spans = np.asarray(data["vectors"]), np.asarray(data["spans"])
