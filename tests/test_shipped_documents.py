@@ -196,3 +196,30 @@ def test_shipped_passage_vectors_match_a_fresh_computation_on_a_random_subset(da
 def test_all_shipped_passage_vectors_match_a_fresh_computation(data_dir):
     cosines = fresh_cosines(np.arange(2443))
     assert cosines.min() >= 0.99999, int(np.argmin(cosines))
+
+
+def test_the_page_opens_on_the_shipped_index_with_its_map_and_embeds_only_the_query(app_env, monkeypatch):
+    """Semantic search with the default ``local`` model and an empty data folder: results and the
+    map come from the shipped file; no passage is embedded and no t-SNE is run."""
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from embeddings.index import documents, maps
+    from tests.conftest import assert_clean, wait_for_jobs
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the shipped index was not used")
+
+    monkeypatch.setattr(documents, "embed_passages", refuse)
+    monkeypatch.setattr(maps, "fast_tsne", refuse)
+    monkeypatch.setenv("EMBEDDINGS_TEXT_MODEL", "local")
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/documents.py").run()
+    wait_for_jobs(at, 120)
+    assert_clean(at)
+    hits = [m.value for m in at.markdown if "· cosine" in m.value]
+    assert len(hits) == 10 and "gzip" in hits[0], hits[:2]
+    assert len(at.get("plotly_chart")) == 1  # the shipped map, drawn at once
+    assert any("index built" in c.value for c in at.caption)
