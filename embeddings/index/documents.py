@@ -13,6 +13,9 @@ scores and k-NN work on it unchanged.
 A document's vector is its passage's (trim) or the normalised mean of its passages' (chunk);
 :meth:`DocumentIndex.search_documents` scores a document as its best passage and says which.
 Remote (OpenAI) vectors go through the SQLite embedding cache, so a second build costs nothing.
+The bundled documents' passage vectors for the default model and passages ship with the package
+(:mod:`embeddings.index.shipped`): a first build writes them instead of embedding when its key
+and split match them exactly.
 """
 
 from __future__ import annotations

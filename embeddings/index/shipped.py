@@ -9,6 +9,9 @@
 them with :func:`embeddings.index.store.write_index` when the requested key equals the shipped
 one exactly; any other key (another model, precision, package version, a changed sample) is a
 miss and the index is built normally: a miss beats a wrong hit.
+
+The bundled documents' index ships the same way for one text model and passage setting
+(``docindex-*.npz``, :func:`shipped_passages_for`, made by ``scripts/make_docs_index.py``).
 """
 
 from __future__ import annotations
