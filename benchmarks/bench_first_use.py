@@ -10,14 +10,19 @@ opened once, in this order, timed from opening it until its content is on screen
 4. the image gallery (Image search; the index is written on first use), then a click on an
    image until its neighbours are shown;
 5. the image map (t-SNE map, Images tab);
-6. the class view (Image search, "How well are classes separated?").
+6. the class view (Image search, "How well are classes separated?");
+7. Semantic search (the bundled documents, the default query: until its first result is shown;
+   the document index is written on first use), then its Map tab until the map is drawn.
 
-    python benchmarks/bench_first_use.py [--runs 3]
+    python benchmarks/bench_first_use.py [--runs 3] [--only docs]
+
+``--only docs`` times Home and the two Semantic search steps only.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import sys
 import tempfile
@@ -38,14 +43,16 @@ from tests.browser_support import (  # noqa: E402
 
 TIMEOUT_MS = 300_000
 STEPS = ["server healthy", "Home", "first heatmap", "first analogy", "gallery", "click -> neighbours",
-         "image map", "class view"]  # fmt: skip
+         "image map", "class view", "semantic search", "document map"]  # fmt: skip
+DOCS_STEPS = ["server healthy", "Home", "semantic search", "document map"]
+FIRST_HIT = re.compile(r"^1\. .* · cosine -?[0-9.]+$")
 
 
 def visible(locator) -> None:
     locator.first.wait_for(state="visible", timeout=TIMEOUT_MS)
 
 
-def one_run(browser) -> dict[str, float]:
+def one_run(browser, only_docs: bool = False) -> dict[str, float]:
     times: dict[str, float] = {}
     data = Path(tempfile.mkdtemp(prefix="ee-first-use-"))  # fresh and empty: no index, map or export
     start = time.perf_counter()
@@ -91,14 +98,25 @@ def one_run(browser) -> dict[str, float]:
             page.get_by_text("How well are classes separated?").first.click()
             visible(page.get_by_text("Mean precision@10"))
 
+        def semantic_search():
+            page.goto(f"{url}/documents", wait_until="domcontentloaded")
+            visible(page.get_by_text(FIRST_HIT))
+
+        def document_map():
+            page.get_by_role("tab", name="Map").click()
+            visible(page.locator("[data-testid='stTabs'] .js-plotly-plot:visible"))
+
         timed("Home", home)
-        timed("first heatmap", heatmap)
-        timed("first analogy", analogy)
-        timed("gallery", gallery)
-        wait_for_app(page, TIMEOUT_MS, settle_ms=200)
-        timed("click -> neighbours", neighbours)
-        timed("image map", image_map)
-        timed("class view", class_view)
+        if not only_docs:
+            timed("first heatmap", heatmap)
+            timed("first analogy", analogy)
+            timed("gallery", gallery)
+            wait_for_app(page, TIMEOUT_MS, settle_ms=200)
+            timed("click -> neighbours", neighbours)
+            timed("image map", image_map)
+            timed("class view", class_view)
+        timed("semantic search", semantic_search)
+        timed("document map", document_map)
         page.close()
     return times
 
@@ -108,18 +126,20 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    runs = parser.parse_args().runs
+    parser.add_argument("--only", choices=["docs"], help="time Home and Semantic search only")
+    args = parser.parse_args()
+    runs, only_docs = args.runs, args.only == "docs"
     results = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         for n in range(runs):
-            results.append(one_run(browser))
+            results.append(one_run(browser, only_docs))
             print(f"run {n + 1}: " + ", ".join(f"{k} {v:.1f} s" for k, v in results[-1].items()), flush=True)
         browser.close()
     head = "| first use | " + " | ".join(f"run {n + 1}" for n in range(runs)) + " | median |"
     print(head)
     print("|" + "---|" * (runs + 2))
-    for step in STEPS:
+    for step in DOCS_STEPS if only_docs else STEPS:
         values = [r[step] for r in results]
         cells = " | ".join(f"{v:.1f} s" for v in values)
         print(f"| {step} | {cells} | {statistics.median(values):.1f} s |")

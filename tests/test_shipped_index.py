@@ -93,6 +93,15 @@ def test_a_shipped_file_that_does_not_fit_the_collection_is_ignored(
     assert status.reason != SHIPPED_REASON and index.count == len(colour_collection)
 
 
+def test_a_truncated_shipped_file_is_ignored(tmp_path, shipped_dir, colour_collection, pixel_embedder):
+    ship(tmp_path, colour_collection, pixel_embedder)
+    path = next(shipped_dir.iterdir())
+    path.write_bytes(path.read_bytes()[:200])  # not a zip file any more
+    assert shipped.install_shipped_index(colour_collection, pixel_embedder, tmp_path / "fresh") is None
+    index, status = get_or_build_index(colour_collection, pixel_embedder, tmp_path / "fresh")
+    assert status.reason != SHIPPED_REASON and index.count == len(colour_collection)
+
+
 def test_no_shipped_file_is_a_normal_build(tmp_path, shipped_dir, colour_collection, pixel_embedder):
     index, status = service.get_or_build_index(colour_collection, pixel_embedder, tmp_path / "fresh")
     assert status.action == "built" and status.reason != SHIPPED_REASON

@@ -20,7 +20,7 @@ from streamlit.logger import get_logger
 from embeddings.core.projection import DEFAULT_SEED
 from embeddings.documents.collection import DocumentCollection
 from embeddings.documents.passages import PassageSettings
-from embeddings.errors import CorruptIndexError, IndexNotBuiltError, StaleIndexError
+from embeddings.errors import CorruptIndexError, EmbeddingsError, IndexNotBuiltError, StaleIndexError
 from ui.cached import DAMAGED, STALE, job_runner, load_text_embedder
 from ui.jobs import Job
 
@@ -113,16 +113,31 @@ def doc_index_or_job(request: DocRequest, collection: DocumentCollection):
         log.warning("rebuilding a damaged document index: %s", exc)
         note = DAMAGED
 
+    from embeddings.index.documents import has_shipped_index
+
+    try:
+        shipped = has_shipped_index(collection, request.settings, load_text_embedder(request.model_id))
+    except EmbeddingsError:  # the build reports it
+        shipped = False
+
     def build(progress):
         from embeddings.index.documents import get_or_build_document_index
+        from embeddings.index.shipped import SHIPPED_REASON
 
         embedder = load_text_embedder(request.model_id)
         _, status = get_or_build_document_index(
             collection, request.settings, embedder, request.data_dir, progress
         )
+        if status.reason == SHIPPED_REASON:  # nothing embedded: load the model now for the first query
+            try:
+                embedder.embed(["warm up"])
+            except EmbeddingsError as exc:  # the query shows it
+                log.warning("could not load %s after writing its shipped index: %s", request.model_id, exc)
         return status
 
     label = f"Embedding {len(collection):,} documents with {request.model_id}"
+    if shipped:
+        label = f"Writing the index of {len(collection):,} documents shipped with the app, loading {request.model_id}"
     if note:
         label = f"Rebuilding the index ({note}): {label[0].lower()}{label[1:]}"
     return job_runner().submit(request.job_key, label, build, unit="passage")

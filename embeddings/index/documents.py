@@ -13,6 +13,9 @@ scores and k-NN work on it unchanged.
 A document's vector is its passage's (trim) or the normalised mean of its passages' (chunk);
 :meth:`DocumentIndex.search_documents` scores a document as its best passage and says which.
 Remote (OpenAI) vectors go through the SQLite embedding cache, so a second build costs nothing.
+The bundled documents' passage vectors for the default model and passages ship with the package
+(:mod:`embeddings.index.shipped`): a first build writes them instead of embedding when its key
+and split match them exactly.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from ..documents.collection import DocumentCollection
 from ..documents.passages import Passages, PassageSettings, split_passages
 from ..errors import CorruptIndexError, IndexNotBuiltError, InvalidInputError, StaleIndexError
 from ..text.base import MAX_REQUEST_CHARS
+from .shipped import SHIPPED_REASON, install_shipped_map, shipped_document_for_key, shipped_passages_for
 from .store import (
     ImageIndex,
     IndexStatus,
@@ -219,10 +223,17 @@ def build_document_index(
         return _build_locked_documents(collection, settings, embedder, folder, data_dir, progress)
 
 
-def _build_locked_documents(collection, settings, embedder, folder, data_dir, progress) -> DocumentIndex:
+def _build_locked_documents(
+    collection, settings, embedder, folder, data_dir, progress, use_shipped: bool = False
+) -> DocumentIndex:
     started = time.perf_counter()
     passages = split_passages(collection.texts, settings)
-    vectors = embed_passages(collection, passages, embedder, progress)
+    view = PassageView(collection, settings)
+    shipped = shipped_passages_for(view, TextModelKey(embedder), passages.spans()) if use_shipped else None
+    if shipped is not None:  # made for exactly this key and split: nothing is embedded
+        vectors = shipped.vectors
+    else:
+        vectors = embed_passages(collection, passages, embedder, progress)
     docs = document_vectors(vectors, passages.doc, len(collection))
     if docs.shape != (len(collection), embedder.dim):
         raise InvalidInputError(f"{docs.shape} document vectors for {len(collection)} documents")
@@ -233,19 +244,25 @@ def _build_locked_documents(collection, settings, embedder, folder, data_dir, pr
             time.perf_counter() - started, 2
         ),  # splitting and embedding (the store times the write)
     }
+    if shipped is not None:
+        extra["shipped_from"] = {"file": shipped.path.name, "embeddings_sha256": shipped.embeddings_sha256}
     arrays = {PASSAGES: np.ascontiguousarray(vectors), SPANS: passages.spans()}
-    view = PassageView(collection, settings)
     _build_locked(
         view, TextModelKey(embedder), folder, data_dir, None, vectors=docs, extra=extra, arrays=arrays
     )
-    return load_document_index(collection, settings, embedder, data_dir)
+    index = load_document_index(collection, settings, embedder, data_dir)
+    if shipped is not None:
+        install_shipped_map(index, shipped)
+    return index
 
 
 def get_or_build_document_index(
     collection, settings: PassageSettings, embedder, data_dir=None, progress: Progress | None = None
 ) -> tuple[DocumentIndex, IndexStatus]:
     """Load the index, or build it when missing, stale or corrupt (the status says which and why);
-    a build holds the file lock, and first uses what another process built while it waited."""
+    a build holds the file lock, and first uses what another process built while it waited. A
+    build writes the passage vectors shipped with the package instead of embedding when they were
+    made for exactly this key and split (:func:`embeddings.index.shipped.shipped_passages_for`)."""
     data_dir = resolve_data_dir(data_dir)  # fixed once: the environment may change during a build
     try:
         return load_document_index(collection, settings, embedder, data_dir), IndexStatus("loaded")
@@ -262,8 +279,18 @@ def get_or_build_document_index(
             return found, IndexStatus("loaded", "built by another process")
         except (IndexNotBuiltError, StaleIndexError, CorruptIndexError):
             pass
-        index = _build_locked_documents(collection, settings, embedder, folder, data_dir, progress)
+        index = _build_locked_documents(
+            collection, settings, embedder, folder, data_dir, progress, use_shipped=True
+        )
+    if "shipped_from" in index.manifest:
+        reason = SHIPPED_REASON
     return index, IndexStatus(action, reason)
+
+
+def has_shipped_index(collection, settings: PassageSettings, embedder) -> bool:
+    """Whether vectors shipped with the package were made for exactly this index's key (a build
+    then writes them instead of embedding, if today's split matches too)."""
+    return shipped_document_for_key(PassageView(collection, settings), TextModelKey(embedder)) is not None
 
 
 def read_document_manifest(collection, settings: PassageSettings, model_id: str, data_dir=None) -> dict:

@@ -15,12 +15,10 @@ from ..adapt.heads import AdaptedImageEmbedder
 from ..config import data_dir as resolve_data_dir
 from ..core.fingerprint import as_json
 from ..errors import CorruptIndexError, IndexNotBuiltError, InvalidInputError, StaleIndexError
-from .shipped import install_shipped_index
+from .shipped import SHIPPED_REASON, install_shipped_index
 from .store import ImageIndex, IndexStatus, Progress, load_index, load_or_build, write_index
 
 log = logging.getLogger(__name__)
-
-SHIPPED_REASON = "written from the vectors shipped with the package"
 
 
 class _IndexCollection:

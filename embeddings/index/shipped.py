@@ -9,12 +9,16 @@
 them with :func:`embeddings.index.store.write_index` when the requested key equals the shipped
 one exactly; any other key (another model, precision, package version, a changed sample) is a
 miss and the index is built normally: a miss beats a wrong hit.
+
+The bundled documents' index ships the same way for one text model and passage setting
+(``docindex-*.npz``, :func:`shipped_passages_for`, made by ``scripts/make_docs_index.py``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +33,9 @@ from .store import ImageIndex, index_key, write_index
 log = logging.getLogger(__name__)
 
 SHIPPED_DIR = PACKAGE_DATA / "precomputed"
+SHIPPED_REASON = "written from the vectors shipped with the package"
+# what reading a damaged .npz raises (a truncated one is not a zip file)
+UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,7 @@ def _read(path: Path) -> ShippedIndex | None:
         with np.load(path, allow_pickle=False) as data:
             key = json.loads(str(data["key"]))
             sha = str(data["embeddings_sha256"])
-    except (OSError, ValueError, KeyError) as exc:
+    except UNREADABLE as exc:
         log.warning("ignoring the shipped index %s: %s", path, exc)
         return None
     return ShippedIndex(path, key, sha)
@@ -94,7 +101,7 @@ def install_shipped_index(collection, embedder, data_dir=None) -> ImageIndex | N
         return None
     try:
         vectors, layout, params = shipped.arrays()
-    except (OSError, ValueError, KeyError) as exc:
+    except UNREADABLE as exc:
         log.warning("ignoring the shipped index %s: %s", shipped.path, exc)
         return None
     if (
@@ -144,4 +151,112 @@ def save_shipped_index(path, collection, embedder, vectors, scratch_dir, map_par
     with atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
+    return path
+
+
+# ------------------------------------------------------------------ the bundled documents' index
+# ``docindex-<collection>-<passages>-<model>.npz`` holds ``vectors`` (float32 unit rows, one per
+# *passage*), ``spans`` (the (P, 3) document/start/end of each passage, as the split made them),
+# ``key``, ``embeddings_sha256`` (of the document vectors an index written from them has) and
+# the map, made by ``scripts/make_docs_index.py``. It is used only when the document index key
+# *and* today's split of the collection into passages equal the shipped ones exactly.
+
+
+@dataclass(frozen=True)
+class ShippedPassages:
+    """A shipped document index that fits the requested key and passages (arrays read)."""
+
+    path: Path
+    vectors: np.ndarray
+    embeddings_sha256: str
+    layout: np.ndarray | None
+    map_params: tuple | None
+
+
+def shipped_document_path(collection_name: str, passages_label: str, model_id: str) -> Path:
+    """Where the shipped index of (document collection, passage settings, text model) is."""
+    return SHIPPED_DIR / f"docindex-{slug(collection_name)}-{slug(passages_label)}-{slug(model_id)}.npz"
+
+
+def shipped_document_for_key(view, model_key) -> ShippedIndex | None:
+    """The shipped document index made for exactly (``view``, ``model_key``)'s index key, its
+    arrays unread (cheap: what a page asks before starting a build); the split is checked by
+    :func:`shipped_passages_for`."""
+    desc = view.describe()
+    path = shipped_document_path(desc["name"], desc["split"], model_key.model_id)
+    shipped = read_memoised(path, _read)  # the key and checksum only: a miss reads no array
+    if shipped is None:
+        return None
+    if shipped.key != index_key(view, model_key):
+        log.info("the shipped document index %s was made for another key; building normally", path.name)
+        return None
+    return shipped
+
+
+def shipped_passages_for(view, model_key, spans: np.ndarray) -> ShippedPassages | None:
+    """The shipped passage vectors for (``view``, ``model_key``) (a document index's
+    :class:`~embeddings.index.documents.PassageView` and ``TextModelKey``) when they were made for
+    exactly its index key and for exactly ``spans`` (today's split); else None (build normally)."""
+    shipped = shipped_document_for_key(view, model_key)
+    if shipped is None:
+        return None
+    path = shipped.path
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            vectors, shipped_spans = np.asarray(data["vectors"]), np.asarray(data["spans"])
+            layout = np.asarray(data["map"]) if "map" in data.files else None
+            params = tuple(json.loads(str(data["map_params"]))) if "map_params" in data.files else None
+    except UNREADABLE as exc:
+        log.warning("ignoring the shipped document index %s: %s", path, exc)
+        return None
+    if not np.array_equal(shipped_spans, spans):
+        log.info("the shipped document index %s was split differently; building normally", path.name)
+        return None
+    if (
+        vectors.dtype != np.float32
+        or vectors.shape != (len(spans), model_key.dim)
+        or not np.isfinite(vectors).all()
+    ):
+        log.warning(
+            "ignoring the shipped document index %s: %s %s vectors", path, vectors.shape, vectors.dtype
+        )
+        return None
+    return ShippedPassages(path, vectors, shipped.embeddings_sha256, layout, params)
+
+
+def install_shipped_map(index, shipped: ShippedPassages) -> bool:
+    """Save the shipped map beside ``index`` when it was made on exactly these document vectors."""
+    layout, params = shipped.layout, shipped.map_params
+    if (
+        layout is None
+        or params is None
+        or index.embeddings_sha256 != shipped.embeddings_sha256
+        or layout.shape != (index.count, 2)
+        or not np.isfinite(layout).all()
+    ):
+        return False
+    method, perplexity, seed = params
+    save_npy_atomic(_map_path(index, str(method), float(perplexity), int(seed)), layout)
+    return True
+
+
+def save_shipped_documents(path, index, key: dict, map_params=None) -> Path:
+    """Ship a built document ``index`` (its passage vectors and spans, made for ``key``) at
+    ``path``, atomically, with its map for ``map_params`` (``(method, perplexity, seed)``)."""
+    from ..core.files import atomic_path
+    from .maps import index_map
+
+    arrays = {
+        "vectors": np.ascontiguousarray(index.passage_vectors, dtype=np.float32),
+        "spans": np.ascontiguousarray(index.spans, dtype=np.int64),
+        "key": np.array(json.dumps(key, sort_keys=True)),
+        "embeddings_sha256": np.array(index.embeddings_sha256),
+    }
+    if map_params is not None:
+        arrays["map"] = np.asarray(index_map(index, *map_params))
+        arrays["map_params"] = np.array(json.dumps(list(map_params)))
+    path = Path(path)
+    with atomic_path(path, suffix=".npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
     return path
