@@ -72,9 +72,11 @@ else:
 tab_results, tab_map, tab_compare, tab_knn = st.tabs(TABS, key="docs_tab", on_change="rerun")
 with tab_results:
     if hits is not None:
-        knn_vote_section(index, hits.ids, hits.scores, None, key="docs_vote")
         results_list(hits_frame(collection, index, hits), key="docs_results")
         results_download(collection, index, hits, model_id, cleaned, "export_docs_results")
+        if collection.classes:
+            st.markdown("#### Which group do its neighbours vote for?")
+        knn_vote_section(index, hits.ids, hits.scores, None, key="docs_vote")
 with tab_map:
     if st.toggle("Show the map", value=True, key="docs_show_map"):
         document_map(collection, index, hits, cleaned, model_id)
