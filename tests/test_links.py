@@ -23,6 +23,14 @@ OPTIONS = {
     "tsne_sections": ["Words", "Images"],
     "tsne_methods": ["t-SNE", "PCA"],
     "tsne_dims": ["2D", "3D"],
+    "docs_sources": ["Python standard library docs (bundled)", "/data/notes"],
+    "docs_tabs": ["Results", "Map", "Two models, one query", "k-NN classification"],
+    "docs_second_models": lambda decoded: ["local", "wordllama"],
+    "docs_modes": ["chunk", "trim"],
+    "docs_chunks": [250, 500, 1000, 2000, 4000],
+    "docs_overlaps": lambda decoded: [
+        o for o in (0, 50, 100, 200, 400) if o <= decoded.get("docs_chunk", 1000) // 2
+    ],
 }
 
 pytestmark = pytest.mark.app_env(shared_data="links-data")
@@ -68,6 +76,14 @@ def test_round_trip_of_every_page():
         "image_view": "How well are classes separated?",
         "image_query": ("id", 1999),
         "image_k": 1,
+        "docs_source": "/data/notes",
+        "docs_query": "read a compressed file & unpack it: naïve 🐍",
+        "docs_k": 50,
+        "docs_tab": "Two models, one query",
+        "docs_model_b": "wordllama",
+        "docs_mode": "chunk",
+        "docs_chunk": 500,
+        "docs_overlap": 200,
     }
     for page in PAGES:
         fields = fields_of(page)
@@ -78,6 +94,8 @@ def test_round_trip_of_every_page():
         assert decoded.values == {f.key: state[f.key] for f in fields}, page
     images = encode(state, fields_of("images")).params
     assert images["view"] == "how-well-are-classes-separated" and images["q"] == "1999"
+    docs = encode(state, fields_of("documents")).params
+    assert docs["show"] == "two-models-one-query" and docs["chunk"] == "500" and docs["docs"] == "data-notes"
 
 
 def test_state_not_in_a_link_is_left_out():
@@ -87,6 +105,48 @@ def test_state_not_in_a_link_is_left_out():
     assert "q" not in encode({"image_query": ("text", "a red truck", None)}, fields).params
     assert encode({}, fields).params == {}
     assert "words" not in encode({"words_input": "  \n "}, fields_of("words")).params
+    from ui.views.documents import UPLOAD_LABEL
+
+    assert field_for("documents", "docs").never == (UPLOAD_LABEL,)  # the page's own label
+    docs = encode({"docs_source": UPLOAD_LABEL, "docs_k": 5}, fields_of("documents")).params
+    assert docs == {"k": "5"}  # an upload cannot go into a link
+
+
+@pytest.mark.parametrize(
+    "param, value, expected",
+    [
+        ("docs", "/etc", "document collection “/etc” is not available here"),
+        ("docs", "upload-a-file", "document collection “upload-a-file” is not available here"),
+        ("query", " ", "the query is empty"),
+        ("query", "x" * 2001, "the query is 2,001 characters long (at most 2,000)"),
+        ("k", "0", "top k 0 is out of range (1 to 50)"),
+        ("k", "many", "top k “many” is not a whole number"),
+        ("show", "graphs", "tab “graphs” is not available here"),
+        ("second", "gpt-9", "second model “gpt-9” is not available here"),
+        ("long", "squash", "long-documents setting “squash” is not available here"),
+        (
+            "chunk",
+            "300",
+            "passage length “300” is not available here (there are: 250, 500, 1000, 2000, 4000)",
+        ),
+        ("overlap", "300", "overlap “300” is not available here (there are: 0, 50, 100, 200, 400)"),
+        ("q", "7", "“q” is not a setting of this page"),
+    ],
+)
+def test_bad_values_of_the_documents_page(param, value, expected):
+    decoded = decode({param: value}, fields_of("documents"), OPTIONS)
+    assert decoded.values == {} and len(decoded.notes) == 1 and expected in decoded.notes[0], decoded.notes
+    good = decode(
+        {"docs": "python-standard-library-docs-bundled", "chunk": "500", "overlap": "200"},
+        fields_of("documents"),
+        OPTIONS,
+    )
+    assert good.notes == [] and good.values["docs_chunk"] == 500 and good.values["docs_overlap"] == 200
+    short = decode(
+        {"chunk": "500", "overlap": "400"}, fields_of("documents"), OPTIONS
+    )  # at most half the length
+    assert short.values == {"docs_chunk": 500}
+    assert short.notes == ["the overlap “400” is not available here (there are: 0, 50, 100, 200)"]
 
 
 @pytest.mark.parametrize(

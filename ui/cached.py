@@ -531,7 +531,7 @@ def layout_comparison(vectors: np.ndarray, first: np.ndarray, second: np.ndarray
     return compare_layouts(vectors, first, second, k)
 
 
-def trust_or_job(index, method: str, perplexity: float, seed: int, k: int):
+def trust_or_job(index, method: str, perplexity: float, seed: int, k: int, noun: str = "images"):
     """Return the saved neighbourhood preservation of ``index``'s map at ``k``, or the background
     job computing it (about 6 s for 10,000 images on two cores: never on the page's thread)."""
     from embeddings.index.trust import index_map_trust, saved_map_trust
@@ -542,7 +542,7 @@ def trust_or_job(index, method: str, perplexity: float, seed: int, k: int):
     key = f"trust:{index.path}:{method}:{perplexity}:{seed}:{k}"
     return job_runner().submit(
         key,
-        f"Checking which of {index.count:,} images kept their {k} nearest neighbours on the map",
+        f"Checking which of {index.count:,} {noun} kept their {k} nearest neighbours on the map",
         lambda progress: index_map_trust(index, method, perplexity, seed, k, progress=progress),
         lane="analysis",
     )

@@ -143,12 +143,17 @@ def doc_index_or_job(request: DocRequest, collection: DocumentCollection):
     return job_runner().submit(request.job_key, label, build, unit="passage")
 
 
+def map_perplexity(index, perplexity: float = 30.0) -> float:
+    """The t-SNE perplexity of a document index's map (lower for a small collection)."""
+    return min(perplexity, max(2.0, (index.count - 1) / 3))
+
+
 def doc_map_or_job(index, perplexity: float = 30.0, seed: int = DEFAULT_SEED):
     """The saved t-SNE map of a document index (:func:`embeddings.index.maps.index_map`), or the
     background job computing it."""
     from embeddings.index.maps import index_map, saved_index_map
 
-    perplexity = min(perplexity, max(2.0, (index.count - 1) / 3))
+    perplexity = map_perplexity(index, perplexity)
     layout = saved_index_map(index, "tsne", perplexity, seed)
     if layout is not None:
         return layout

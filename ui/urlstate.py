@@ -38,6 +38,8 @@ class Field:
     ``text``, ``int`` / ``float`` (within ``low``..``high``, ``None`` = unbounded), or ``query``
     (the image page's query ``("id", n)``: only a collection image can go into a link).
     ``long``: may be left out of a link that would be too long (word lists). ``ident``: an image id.
+    A ``text`` field's ``high`` is its most characters (a longer linked text is ignored); ``never``:
+    values that are never written into a link (an upload, which a link cannot carry).
     """
 
     param: str
@@ -50,6 +52,7 @@ class Field:
     high: float | None = None
     long: bool = False
     ident: bool = False  # an item id: "past the end" when too large
+    never: tuple[str, ...] = ()
 
 
 SIDEBAR: tuple[Field, ...] = (
@@ -80,6 +83,25 @@ PAGES: dict[str, tuple[Field, ...]] = {
         Field("view", "image_view", "view", "choice", "image_views", slugs=True),
         Field("q", "image_query", "query image", "query", low=0, ident=True),
         Field("k", "image_k", "neighbours (k)", "int", low=1, high=50),
+    ),
+    # names unlike the other pages' ("q", "tab", "vs"), so a page switch never reads theirs as its own
+    "documents": (
+        Field(
+            "docs",
+            "docs_source",
+            "document collection",
+            "choice",
+            "docs_sources",
+            slugs=True,
+            never=("Upload a file",),
+        ),
+        Field("query", "docs_query", "query", "text", high=2000, long=True),
+        Field("k", "docs_k", "top k", "int", low=1, high=50),
+        Field("show", "docs_tab", "tab", "choice", "docs_tabs", slugs=True),
+        Field("second", "docs_model_b", "second model", "choice", "docs_second_models"),
+        Field("long", "docs_mode", "long-documents setting", "choice", "docs_modes"),
+        Field("chunk", "docs_chunk", "passage length", "choice", "docs_chunks"),
+        Field("overlap", "docs_overlap", "overlap", "choice", "docs_overlaps"),
     ),
 }
 
@@ -137,10 +159,10 @@ def _range(f: Field) -> str:
 
 
 def _choice(f: Field, text: str, options: Sequence[str]) -> str:
-    for option in options:
-        if text == option or (f.slugs and text == slugify(option)):
+    for option in options:  # options may be numbers (passage lengths): compared as text
+        if text == str(option) or (f.slugs and text == slugify(str(option))):
             return option
-    names = ", ".join(slugify(o) if f.slugs else o for o in options[:8])
+    names = ", ".join(slugify(str(o)) if f.slugs else str(o) for o in options[:8])
     more = ", …" if len(options) > 8 else ""
     return _fail(f"the {f.label} {shown(text)} is not available here (there are: {names}{more})")
 
@@ -161,6 +183,8 @@ def decode_value(f: Field, text: str, options: Sequence[str] = ()) -> object:
             )
         if not text.strip():
             raise ValueError(f"the {f.label} is empty")
+        if f.high is not None and len(text) > f.high:
+            raise ValueError(f"the {f.label} is {len(text):,} characters long (at most {f.high:,g})")
         return text
     if f.kind == "int":
         return int(_number(f, text, whole=True))
@@ -195,7 +219,7 @@ def decode(params: Mapping[str, str], fields: Sequence[Field], options: Options)
 
 def encode_value(f: Field, value: object) -> str | None:
     """The query-parameter text of field ``f`` for session-state ``value`` (None: not in the link)."""
-    if value is None:
+    if value is None or (f.never and str(value) in f.never):
         return None
     if f.kind == "choice":
         return slugify(str(value)) if f.slugs else str(value)

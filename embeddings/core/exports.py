@@ -6,7 +6,8 @@ build the file only when clicked, and the tests read the bytes back.
 * :func:`export_name`: ``similarity-minilm-words.csv``, ``vectors-efficientnet_lite0-cifar10-test.npy``.
 * :func:`similarity_matrix_csv`, :func:`pairs_csv`: the Word similarity page's numbers.
 * :func:`neighbours_csv`: an image query's neighbours with scores and labels.
-* :func:`map_csv`: map coordinates with their labels (word maps and image maps).
+* :func:`map_csv`: map coordinates with their labels (word, image and document maps).
+* :func:`document_hits_csv`: a Semantic search query's ranked documents with the passage that matched.
 * :func:`array_npy`, :func:`write_vectors_parquet`: a collection's vectors and labels.
 """
 
@@ -91,6 +92,17 @@ def neighbours_csv(
             }
         )
     )
+
+
+def document_hits_csv(query: str, rows: Sequence[dict]) -> bytes:
+    """One row per ranked document: ``query``, ``rank``, ``id``, ``title``, ``group``, ``cosine`` and
+    the whole ``matching passage`` (``rows``: dicts with those keys but ``query``, best first)."""
+    import pandas as pd
+
+    columns = ["rank", "id", "title", "group", "cosine", "matching passage"]
+    frame = pd.DataFrame([{name: row.get(name, "") for name in columns} for row in rows], columns=columns)
+    frame.insert(0, "query", [query] * len(frame))
+    return _csv(frame)
 
 
 def map_csv(coords: np.ndarray, columns: dict[str, Sequence]) -> bytes:

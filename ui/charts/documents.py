@@ -6,6 +6,9 @@ import numpy as np
 import pandas  # noqa: F401  (see ui/charts/image.py: plotly's pandas check races other threads)
 import plotly.graph_objects as go
 
+from embeddings.core.trust import MapTrust
+from ui.charts.trust import kept_line, share_marker
+
 
 def document_map_figure(
     layout: np.ndarray,
@@ -15,14 +18,24 @@ def document_map_figure(
     hits: list[int] | None = None,
     query_xy: np.ndarray | None = None,
     query: str = "",
+    trust: MapTrust | None = None,
 ) -> go.Figure:
-    """WebGL scatter of a document map; hover shows a document's title and group."""
+    """WebGL scatter of a document map; hover shows a document's title and group.
+
+    With ``trust`` the documents form one trace coloured by the share of their k nearest
+    neighbours kept on the map (a colour bar), the hover saying each one's count; the hits'
+    rings and the query's star stay on top."""
     import plotly.express as px
 
     palette = px.colors.qualitative.T10 + px.colors.qualitative.Alphabet
     fig = go.Figure()
     ids = np.arange(len(layout))
     groups = [(None, ids)] if labels is None else [(c, ids[labels == c]) for c in range(len(classes))]
+    if trust is not None:
+        if trust.n != len(layout):
+            raise ValueError(f"{trust.n} neighbourhood shares for {len(layout)} documents")
+        fig.add_trace(_share_trace(layout, labels, classes, titles, trust))
+        groups = []
     for c, members in groups:
         name = "documents" if c is None else classes[c]
         fig.add_trace(
@@ -74,3 +87,18 @@ def document_map_figure(
         hovermode="closest",
     )
     return fig
+
+
+def _share_trace(layout, labels, classes, titles, trust: MapTrust) -> go.Scattergl:
+    """Every document in one WebGL trace coloured by its share kept; customdata is [title, kept, group]."""
+    names = [""] * len(layout) if labels is None else [classes[int(c)] for c in labels]
+    return go.Scattergl(
+        x=layout[:, 0],
+        y=layout[:, 1],
+        mode="markers",
+        name="share kept",
+        showlegend=False,
+        marker=share_marker(trust.shares, trust.k, 5, 0.8),
+        customdata=[[t, int(c), g] for t, c, g in zip(titles, trust.kept, names, strict=True)],
+        hovertemplate=f"%{{customdata[0]}}<br>%{{customdata[2]}}<br>{kept_line(trust.k)}<extra></extra>",
+    )

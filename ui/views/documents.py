@@ -1,5 +1,6 @@
 """Sections of the Semantic search page: choosing the documents, waiting for their index, the ranked
-results with the passage that matched, the map, and two models side by side."""
+results with the passage that matched (and their CSV), the map (coloured by group or by
+neighbourhood kept, its coordinates as CSV), two models side by side, and what the page's link keeps."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from embeddings.core.projection import DEFAULT_SEED
 from embeddings.documents.collection import DocumentCollection
 from embeddings.documents.passages import (
     DEFAULT_CHUNK_CHARS,
@@ -29,6 +31,35 @@ CHUNK_SIZES = (250, 500, 1000, 2000, 4000)
 OVERLAPS = (0, 50, 100, 200, 400)
 SECOND_MODEL = "wordllama"  # the second model offered first: offline, and fast to build
 PASSAGE_SHOWN = 400  # characters of the matching passage shown in the table
+TABS = ["Results", "Map", "Two models, one query", "k-NN classification"]
+MODES = ["chunk", "trim"]
+
+
+def link_options() -> dict:
+    """The choices a link's values are checked against (``links.restore("documents", **...)``): the
+    listed collections (never an upload), the tabs, the second models, the passage settings."""
+    from embeddings.documents.folders import configured_text_folders
+    from ui.settings import available_text_models, current_text_model
+
+    def overlaps(decoded: dict) -> list[int]:
+        size = decoded.get("docs_chunk") or st.session_state.get("docs_chunk") or DEFAULT_CHUNK_CHARS
+        return [o for o in OVERLAPS if o <= int(size) // 2]
+
+    return {
+        "docs_sources": [BUNDLED_LABEL, *(str(p) for p in configured_text_folders())],
+        "docs_tabs": TABS,
+        "docs_second_models": lambda _decoded: second_models(available_text_models(), current_text_model()),
+        "docs_modes": MODES,
+        "docs_chunks": list(CHUNK_SIZES),
+        "docs_overlaps": overlaps,
+    }
+
+
+def collection_name(collection: DocumentCollection) -> str:
+    """The collection as a file-name part (``docs``, a folder's name, an upload's file name)."""
+    from embeddings.core.exports import name_part
+
+    return name_part(collection.name)
 
 
 def choose_collection() -> DocumentCollection | None:
@@ -199,22 +230,52 @@ def cut_note(collection: DocumentCollection, index) -> None:
         )
 
 
-def hits_frame(collection: DocumentCollection, index, hits) -> pd.DataFrame:
-    """Rank, title, group, cosine and the matching passage of each hit."""
+def hit_rows(collection: DocumentCollection, index, hits) -> list[dict]:
+    """Rank, document id, title, group, cosine and the whole matching passage of each hit."""
     rows = []
     for rank, (doc, score, row) in enumerate(zip(hits.ids, hits.scores, hits.passages, strict=True), start=1):
-        passage = " ".join(index.passage_text(collection, int(row)).split())
         rows.append(
             {
                 "rank": rank,
-                "document": collection.first_line(int(doc)),
-                "group": collection.groups[int(doc)],
+                "id": collection.ids[int(doc)],
+                "title": collection.first_line(int(doc)),
+                "group": collection.groups[int(doc)] or "",
                 "cosine": float(score),
+                "matching passage": " ".join(index.passage_text(collection, int(row)).split()),
+            }
+        )
+    return rows
+
+
+def hits_frame(collection: DocumentCollection, index, hits) -> pd.DataFrame:
+    """Rank, title, group, cosine and the matching passage (cut to ``PASSAGE_SHOWN``) of each hit."""
+    rows = []
+    for hit in hit_rows(collection, index, hits):
+        passage = hit["matching passage"]
+        rows.append(
+            {
+                "rank": hit["rank"],
+                "document": hit["title"],
+                "group": hit["group"],
+                "cosine": hit["cosine"],
                 "matching passage": passage[:PASSAGE_SHOWN] + ("…" if len(passage) > PASSAGE_SHOWN else ""),
             }
         )
     frame = pd.DataFrame(rows)
     return frame if collection.classes else frame.drop(columns="group")
+
+
+def results_download(
+    collection: DocumentCollection, index, hits, model_id: str, query: str, key: str
+) -> None:
+    """The ranked documents (rank, id, title, group, cosine, whole matching passage) as CSV."""
+    from embeddings.core.exports import document_hits_csv
+    from ui.views.exports import csv_download
+
+    csv_download(
+        "Results (CSV)", lambda: document_hits_csv(query, hit_rows(collection, index, hits)),
+        "search", model_id, collection_name(collection), key,
+    )  # fmt: skip
 
 
 def results_list(frame: pd.DataFrame, key: str) -> None:
@@ -228,10 +289,14 @@ def results_list(frame: pd.DataFrame, key: str) -> None:
             st.caption(escape_markdown(row["matching passage"]))
 
 
-def document_map(collection: DocumentCollection, index, hits, query: str) -> None:
-    """The t-SNE map coloured by group, the hits ringed, the query a star at its hits' weighted mean."""
+def document_map(collection: DocumentCollection, index, hits, query: str, model_id: str) -> None:
+    """The t-SNE map coloured by group (or, switched, by neighbourhood kept), the hits ringed, the
+    query a star at its hits' weighted mean; its coordinates as CSV."""
+    from embeddings.core.exports import map_csv
     from embeddings.index.documents import place_query
     from ui.charts.documents import document_map_figure
+    from ui.views.exports import csv_download
+    from ui.views.trust import trust_summary
 
     if index.count < 5:
         st.info("The map needs at least 5 documents.")
@@ -248,6 +313,7 @@ def document_map(collection: DocumentCollection, index, hits, query: str) -> Non
         else:
             _wait_for(result, "The map is computed once per index and saved beside it.")
         return
+    trust = _map_trust(index)
     query_xy = place_query(result, hits.ids, hits.scores) if hits is not None else None
     titles = [collection.first_line(i, 80) for i in range(len(collection))]
     fig = document_map_figure(
@@ -258,13 +324,48 @@ def document_map(collection: DocumentCollection, index, hits, query: str) -> Non
         list(map(int, hits.ids)) if hits is not None else None,
         query_xy,
         query,
+        trust=trust,
     )
-    st.plotly_chart(fig, key="docs_map", config={"displaylogo": False})
+    map_col, side = st.columns([3, 1], gap="medium") if trust is not None else (st.container(), None)
+    with map_col:
+        st.plotly_chart(fig, key="docs_map", config={"displaylogo": False})
+    if side is not None:
+        with side:
+            trust_summary(trust, "docs_map")
+    csv_download(
+        "Map coordinates (CSV)",
+        lambda: map_csv(result, {"id": collection.ids, "title": titles, "group": list(collection.groups)}),
+        "map-tsne", model_id, collection_name(collection), "export_docs_map",
+    )  # fmt: skip
     st.caption(
         "t-SNE of the documents' vectors (openTSNE, computed once and saved beside the index). "
         "The query is not part of the layout: its star sits at the mean position of its top hits, "
         "weighted by their cosine scores; the ringed points are those hits."
     )
+
+
+def _map_trust(index):
+    """With the switch on: the saved share of neighbours each document kept on the map, or None
+    after showing the background job computing it (the map keeps its group colours meanwhile)."""
+    from ui.cached import trust_or_job
+    from ui.documents import map_perplexity
+    from ui.views.trust import trust_controls
+
+    on, k = trust_controls("docs_map", index.count)
+    if not on:
+        return None
+    try:
+        found = trust_or_job(index, "tsne", map_perplexity(index), DEFAULT_SEED, k, noun="documents")
+    except EmbeddingsError as exc:
+        show_problem(f"The neighbourhoods could not be scored: {exc}")
+        return None
+    if isinstance(found, Job):
+        if found.stopped:
+            show_job_failure("Scoring the map's neighbourhoods", found, key="docs_retry_trust")
+        else:
+            _wait_for(found, "Each document's neighbours are compared once per k and saved beside the map.")
+        return None
+    return found
 
 
 def second_models(models: list[str], first: str) -> list[str]:
