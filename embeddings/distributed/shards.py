@@ -27,7 +27,7 @@ from ..config import data_dir as resolve_data_dir
 from ..core.files import load_npy, save_npy_atomic, write_json_atomic
 from ..core.fingerprint import fingerprint, sha256_file
 from ..errors import CorruptIndexError, InvalidInputError
-from ..index.store import ImageIndex, _build_locked, build_lock, index_dir, index_key
+from ..index.store import ImageIndex, build_lock, build_locked, index_dir, index_key
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ def build_sharded(
             )
         shards = [{k: records[s][k] for k in ("start", "stop", "sha256", "bytes")} for s in plan]
         extra = {"engine": {**engine, "shard_size": shard_size, "shards": shards}}
-        index = _build_locked(collection, embedder, folder, data_dir, None, vectors=vectors, extra=extra)
+        index = build_locked(collection, embedder, folder, data_dir, None, vectors=vectors, extra=extra)
     shutil.rmtree(shard_folder, ignore_errors=True)
     return index, report
 

@@ -43,8 +43,8 @@ from .store import (
     ImageIndex,
     IndexStatus,
     Progress,
-    _build_locked,
     build_lock,
+    build_locked,
     index_dir,
     load_index,
     read_manifest,
@@ -247,7 +247,7 @@ def _build_locked_documents(
     if shipped is not None:
         extra["shipped_from"] = {"file": shipped.path.name, "embeddings_sha256": shipped.embeddings_sha256}
     arrays = {PASSAGES: np.ascontiguousarray(vectors), SPANS: passages.spans()}
-    _build_locked(
+    build_locked(
         view, TextModelKey(embedder), folder, data_dir, None, vectors=docs, extra=extra, arrays=arrays
     )
     index = load_document_index(collection, settings, embedder, data_dir)

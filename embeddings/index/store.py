@@ -447,10 +447,10 @@ def build_index(collection, embedder, data_dir=None, progress: Progress | None =
     folder = index_dir(collection, embedder, data_dir)
     folder.parent.mkdir(parents=True, exist_ok=True)
     with build_lock(folder):
-        return _build_locked(collection, embedder, folder, data_dir, progress)
+        return build_locked(collection, embedder, folder, data_dir, progress)
 
 
-def _build_locked(
+def build_locked(
     collection,
     embedder,
     folder: Path,
@@ -460,6 +460,10 @@ def _build_locked(
     extra: dict | None = None,
     arrays: dict[str, np.ndarray] | None = None,
 ) -> ImageIndex:
+    """Build the index into ``folder`` with the build lock already held (:func:`build_lock`):
+    embed the collection unless ``vectors`` are given, write every file into a temporary folder
+    beside ``folder`` and swap it in; ``extra`` goes into the manifest, and ``arrays`` (file name
+    to array, e.g. a document index's passages) are written and checksummed beside the vectors."""
     faiss = require_faiss()
     for prefix in (".tmp", ".old"):  # earlier builds that died (while writing, or mid-swap)
         for leftover in folder.parent.glob(f"{prefix}-{folder.name}-*"):
@@ -523,7 +527,7 @@ def write_index(
     folder = index_dir(collection, embedder, data_dir)
     folder.parent.mkdir(parents=True, exist_ok=True)
     with build_lock(folder):
-        return _build_locked(
+        return build_locked(
             collection, embedder, folder, data_dir, None, vectors=vectors, extra=extra, arrays=arrays
         )
 
@@ -569,5 +573,5 @@ def load_or_build(
             return found, IndexStatus("loaded", "built by another process")
         except (IndexNotBuiltError, StaleIndexError, CorruptIndexError):
             pass
-        index = _build_locked(collection, embedder, folder, data_dir, progress)
+        index = build_locked(collection, embedder, folder, data_dir, progress)
     return index, IndexStatus(action, reason)

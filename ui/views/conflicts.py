@@ -29,7 +29,7 @@ from ui.cached import (
 )
 from ui.jobs import Job
 from ui.settings import ImageSettings
-from ui.views.image import _wait_for, neighbour_grid, show_job_failure
+from ui.views.image import neighbour_grid, show_job_failure, wait_for_job
 from ui.views.text import show_problem
 
 SHOWN = 10  # tiles (conflicts) or pairs (near-duplicates) per page
@@ -45,7 +45,7 @@ def _ready(found, what: str, key: str):
     if found.stopped:
         show_job_failure(what, found, key=key)
     else:
-        _wait_for(found, f"{what} runs once per index; the result is saved beside it.")
+        wait_for_job(found, f"{what} runs once per index; the result is saved beside it.")
     return None
 
 

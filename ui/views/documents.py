@@ -21,7 +21,7 @@ from embeddings.text.base import MAX_TEXT_CHARS
 from embeddings.text.wordlists import escape_markdown
 from ui.documents import DocRequest, doc_index_or_job, doc_map_or_job, doc_request, stored_collection
 from ui.jobs import Job
-from ui.views.image import _wait_for, show_job_failure
+from ui.views.image import show_job_failure, wait_for_job
 from ui.views.text import show_error, show_problem
 
 BUNDLED_LABEL = "Python standard library docs (bundled)"
@@ -193,7 +193,7 @@ def index_or_wait(
     if result.stopped:
         show_job_failure(f"Embedding the documents with {model_id}", result, key=f"retry:{result.key}")
         return _halt(stop)
-    _wait_for(
+    wait_for_job(
         result,
         "Every passage is embedded once and the index is saved to disk, so this happens only the first time.",
     )
@@ -311,7 +311,7 @@ def document_map(collection: DocumentCollection, index, hits, query: str, model_
             forget_job(result)
             st.rerun()
         else:
-            _wait_for(result, "The map is computed once per index and saved beside it.")
+            wait_for_job(result, "The map is computed once per index and saved beside it.")
         return
     trust = _map_trust(index)
     query_xy = place_query(result, hits.ids, hits.scores) if hits is not None else None
@@ -363,7 +363,9 @@ def _map_trust(index):
         if found.stopped:
             show_job_failure("Scoring the map's neighbourhoods", found, key="docs_retry_trust")
         else:
-            _wait_for(found, "Each document's neighbours are compared once per k and saved beside the map.")
+            wait_for_job(
+                found, "Each document's neighbours are compared once per k and saved beside the map."
+            )
         return None
     return found
 

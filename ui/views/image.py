@@ -62,7 +62,7 @@ def _current_index_key() -> str | None:
         return None
 
 
-def _wait_for(job: Job, what: str) -> None:
+def wait_for_job(job: Job, what: str) -> None:
     """Show a job's progress with a Cancel button, refreshing every second; rerun the page when
     it ends. A queued job says what it waits behind. An index build's bar is only drawn while it
     is the index of the sidebar's current request: after a switch of collection or split the
@@ -89,11 +89,6 @@ def _wait_for(job: Job, what: str) -> None:
         button.button("Cancel", key=f"cancel:{job.key}", on_click=cancel_job, args=(job,))
 
     poll()
-
-
-def wait_for_job(job: Job, what: str) -> None:
-    """A background job's progress bar with its Cancel button (the page reruns when it ends)."""
-    _wait_for(job, what)
 
 
 def show_job_failure(what: str, job: Job, key: str | None = None) -> None:
@@ -178,7 +173,7 @@ def require_index(settings: ImageSettings | None = None):
     if result.stopped:
         show_job_failure("Building the index", result)
         st.stop()
-    _wait_for(
+    wait_for_job(
         result,
         "Every image is embedded once and the index is saved to disk, so this happens only the first time.",
     )
@@ -210,7 +205,7 @@ def index_status_line(settings: ImageSettings) -> None:
         if job.stopped:
             show_job_failure("Building the index", job, key="home_retry")
         elif job.active:
-            _wait_for(job, "The index is built once and saved to disk.")
+            wait_for_job(job, "The index is built once and saved to disk.")
         else:  # finished since the manifest was read
             st.rerun()
         return
@@ -352,7 +347,7 @@ def _image_map_trust(index):
         if found.stopped:
             show_job_failure("Scoring the map's neighbourhoods", found, key="retry_trust")
         else:
-            _wait_for(found, "Each image's neighbours are compared once per k and saved beside the map.")
+            wait_for_job(found, "Each image's neighbours are compared once per k and saved beside the map.")
         return None
     return found
 
@@ -374,7 +369,7 @@ def _image_map_layout(index, settings: ImageSettings) -> np.ndarray | None:
         if layout.stopped:
             show_job_failure("Computing the map", layout, key="retry_map")
             return None
-        _wait_for(layout, "The layout is computed once per index and saved to disk.")
+        wait_for_job(layout, "The layout is computed once per index and saved to disk.")
         return None
     return layout
 
