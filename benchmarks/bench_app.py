@@ -74,6 +74,8 @@ def clicks(browser, env: dict, n: int = 20) -> list[float]:
         wait_for_app(page)
         times = []
         for i in range(n):
+            wait_for_run_end(page)
+            plotly_charts(page).first.wait_for(state="visible")
             t0 = time.perf_counter()
             click_tile(plotly_charts(page).first, i % 12)
             page.wait_for_timeout(50)
