@@ -54,6 +54,9 @@ class DocRequest:
         return self.source.startswith(UPLOAD_PREFIX)
 
 
+SHIPPED_LABEL = "shipped with the app"  # in the job label when the index is written from shipped vectors
+
+
 def doc_request(collection: DocumentCollection, model_id: str, settings: PassageSettings) -> DocRequest:
     """The request for ``collection``'s index with ``model_id`` and ``settings`` (uploads: the temporary folder)."""
     from embeddings.index.documents import upload_data_dir
@@ -137,7 +140,9 @@ def doc_index_or_job(request: DocRequest, collection: DocumentCollection):
 
     label = f"Embedding {len(collection):,} documents with {request.model_id}"
     if shipped:
-        label = f"Writing the index of {len(collection):,} documents shipped with the app, loading {request.model_id}"
+        label = (
+            f"Writing the index of {len(collection):,} documents {SHIPPED_LABEL}, loading {request.model_id}"
+        )
     if note:
         label = f"Rebuilding the index ({note}): {label[0].lower()}{label[1:]}"
     return job_runner().submit(request.job_key, label, build, unit="passage")

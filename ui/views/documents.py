@@ -19,7 +19,14 @@ from embeddings.documents.passages import (
 from embeddings.errors import EmbeddingsError
 from embeddings.text.base import MAX_TEXT_CHARS
 from embeddings.text.wordlists import escape_markdown
-from ui.documents import DocRequest, doc_index_or_job, doc_map_or_job, doc_request, stored_collection
+from ui.documents import (
+    SHIPPED_LABEL,
+    DocRequest,
+    doc_index_or_job,
+    doc_map_or_job,
+    doc_request,
+    stored_collection,
+)
 from ui.jobs import Job
 from ui.views.image import show_job_failure, wait_for_job
 from ui.views.text import show_error, show_problem
@@ -195,7 +202,9 @@ def index_or_wait(
         return _halt(stop)
     wait_for_job(
         result,
-        "Every passage is embedded once and the index is saved to disk, so this happens only the first time.",
+        "The passages' vectors ship with the app: nothing to embed, only the model to load for your query."
+        if SHIPPED_LABEL in result.label
+        else "Every passage is embedded once and the index is saved to disk, so this happens only the first time.",
     )
     return _halt(stop)
 
