@@ -7,6 +7,7 @@ import pandas  # noqa: F401  (see ui/charts/image.py: plotly's pandas check race
 import plotly.graph_objects as go
 
 from embeddings.core.trust import MapTrust
+from ui.charts.maps import add_point_traces
 from ui.charts.trust import kept_line, share_marker
 
 
@@ -25,30 +26,21 @@ def document_map_figure(
     With ``trust`` the documents form one trace coloured by the share of their k nearest
     neighbours kept on the map (a colour bar), the hover saying each one's count; the hits'
     rings and the query's star stay on top."""
-    import plotly.express as px
-
-    palette = px.colors.qualitative.T10 + px.colors.qualitative.Alphabet
     fig = go.Figure()
-    ids = np.arange(len(layout))
-    groups = [(None, ids)] if labels is None else [(c, ids[labels == c]) for c in range(len(classes))]
-    if trust is not None:
-        if trust.n != len(layout):
-            raise ValueError(f"{trust.n} neighbourhood shares for {len(layout)} documents")
-        fig.add_trace(_share_trace(layout, labels, classes, titles, trust))
-        groups = []
-    for c, members in groups:
-        name = "documents" if c is None else classes[c]
-        fig.add_trace(
-            go.Scattergl(
-                x=layout[members, 0],
-                y=layout[members, 1],
-                mode="markers",
-                name=name,
-                marker={"size": 5, "color": palette[(c or 0) % len(palette)], "opacity": 0.7},
-                text=[titles[i] for i in members],
-                hovertemplate=f"%{{text}}<br>{name}<extra></extra>",
-            )
-        )
+    add_point_traces(
+        fig,
+        layout,
+        labels,
+        classes,
+        "documents",
+        {"size": 5, "opacity": 0.7},
+        lambda members, name: {
+            "text": [titles[i] for i in members],
+            "hovertemplate": f"%{{text}}<br>{name}<extra></extra>",
+        },
+        trust,
+        lambda: _share_trace(layout, labels, classes, titles, trust),
+    )
     if hits:
         fig.add_trace(
             go.Scattergl(

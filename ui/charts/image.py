@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 
 from embeddings.core.trust import MapTrust
 from embeddings.image.display import mosaic
+from ui.charts.maps import add_point_traces
 from ui.charts.trust import kept_line, share_marker
 
 # A gallery image sent as PNG above this many bytes (photos rather than CIFAR's flat pixels) is
@@ -222,30 +223,21 @@ def image_map_figure(
 
     With ``trust`` the images form one trace coloured by the share of their k nearest
     neighbours kept on the map (a colour bar); the hover says each image's count."""
-    import plotly.express as px
-
-    palette = px.colors.qualitative.T10 + px.colors.qualitative.Alphabet
     fig = go.Figure()
-    ids = np.arange(len(layout))
-    groups = [(None, ids)] if labels is None else [(c, ids[labels == c]) for c in range(len(classes))]
-    if trust is not None:
-        if trust.n != len(layout):
-            raise ValueError(f"{trust.n} neighbourhood shares for {len(layout)} images")
-        fig.add_trace(_share_trace(layout, labels, classes, trust))
-        groups = []
-    for c, members in groups:
-        name = "images" if c is None else classes[c]
-        fig.add_trace(
-            go.Scattergl(
-                x=layout[members, 0],
-                y=layout[members, 1],
-                mode="markers",
-                name=name,
-                marker={"size": 4, "color": palette[(c or 0) % len(palette)], "opacity": 0.75},
-                customdata=[[int(i)] for i in members],
-                hovertemplate=f"{name} #%{{customdata[0]}}<extra></extra>",
-            )
-        )
+    add_point_traces(
+        fig,
+        layout,
+        labels,
+        classes,
+        "images",
+        {"size": 4, "opacity": 0.75},
+        lambda members, name: {
+            "customdata": [[int(i)] for i in members],
+            "hovertemplate": f"{name} #%{{customdata[0]}}<extra></extra>",
+        },
+        trust,
+        lambda: _share_trace(layout, labels, classes, trust),
+    )
     if neighbours:
         fig.add_trace(_neighbours_trace(layout, neighbours))
     if selected is not None:
