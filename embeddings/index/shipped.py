@@ -134,9 +134,6 @@ def save_shipped_index(path, collection, embedder, vectors, scratch_dir, map_par
     :func:`install_shipped_index` will write it (``write_index`` normalises again, which may move
     the last bit), so the recorded checksum, and the map computed on that index, are those an
     installed index has."""
-    from ..core.files import atomic_path
-    from .maps import index_map
-
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     installed = write_index(collection, embedder, vectors, scratch_dir)
     arrays = {
@@ -144,14 +141,7 @@ def save_shipped_index(path, collection, embedder, vectors, scratch_dir, map_par
         "key": np.array(json.dumps(index_key(collection, embedder), sort_keys=True)),
         "embeddings_sha256": np.array(installed.embeddings_sha256),
     }
-    if map_params is not None:
-        arrays["map"] = np.asarray(index_map(installed, *map_params))
-        arrays["map_params"] = np.array(json.dumps(list(map_params)))
-    path = Path(path)
-    with atomic_path(path, suffix=".npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-    return path
+    return _save_shipped(path, arrays, installed, map_params, compress=False)
 
 
 # ------------------------------------------------------------------ the bundled documents' index
@@ -243,20 +233,29 @@ def install_shipped_map(index, shipped: ShippedPassages) -> bool:
 def save_shipped_documents(path, index, key: dict, map_params=None) -> Path:
     """Ship a built document ``index`` (its passage vectors and spans, made for ``key``) at
     ``path``, atomically, with its map for ``map_params`` (``(method, perplexity, seed)``)."""
-    from ..core.files import atomic_path
-    from .maps import index_map
-
     arrays = {
         "vectors": np.ascontiguousarray(index.passage_vectors, dtype=np.float32),
         "spans": np.ascontiguousarray(index.spans, dtype=np.int64),
         "key": np.array(json.dumps(key, sort_keys=True)),
         "embeddings_sha256": np.array(index.embeddings_sha256),
     }
+    return _save_shipped(path, arrays, index, map_params, compress=True)
+
+
+def _save_shipped(path, arrays: dict, index, map_params, compress: bool) -> Path:
+    """Write ``arrays`` (plus ``index``'s map for ``map_params``, when given) to ``path`` as one
+    .npz, atomically: what both kinds of shipped file share."""
+    from ..core.files import atomic_path
+    from .maps import index_map
+
     if map_params is not None:
-        arrays["map"] = np.asarray(index_map(index, *map_params))
-        arrays["map_params"] = np.array(json.dumps(list(map_params)))
+        arrays = {
+            **arrays,
+            "map": np.asarray(index_map(index, *map_params)),
+            "map_params": np.array(json.dumps(list(map_params))),
+        }
     path = Path(path)
     with atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
+            (np.savez_compressed if compress else np.savez)(fh, **arrays)
     return path
