@@ -28,7 +28,7 @@ from ui.documents import (
     stored_collection,
 )
 from ui.jobs import Job
-from ui.views.image import show_job_failure, wait_for_job
+from ui.views.image import map_trust_or_progress, show_job_failure, wait_for_job
 from ui.views.text import show_error, show_problem
 
 BUNDLED_LABEL = "Python standard library docs (bundled)"
@@ -356,27 +356,9 @@ def document_map(collection: DocumentCollection, index, hits, query: str, model_
 def _map_trust(index):
     """With the switch on: the saved share of neighbours each document kept on the map, or None
     after showing the background job computing it (the map keeps its group colours meanwhile)."""
-    from ui.cached import trust_or_job
     from ui.documents import map_perplexity
-    from ui.views.trust import trust_controls
 
-    on, k = trust_controls("docs_map", index.count)
-    if not on:
-        return None
-    try:
-        found = trust_or_job(index, "tsne", map_perplexity(index), DEFAULT_SEED, k, noun="documents")
-    except EmbeddingsError as exc:
-        show_problem(f"The neighbourhoods could not be scored: {exc}")
-        return None
-    if isinstance(found, Job):
-        if found.stopped:
-            show_job_failure("Scoring the map's neighbourhoods", found, key="docs_retry_trust")
-        else:
-            wait_for_job(
-                found, "Each document's neighbours are compared once per k and saved beside the map."
-            )
-        return None
-    return found
+    return map_trust_or_progress(index, map_perplexity(index), DEFAULT_SEED, "docs_map", noun="documents")
 
 
 def second_models(models: list[str], first: str) -> list[str]:

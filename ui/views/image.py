@@ -274,7 +274,7 @@ def render_image_map_section() -> None:
     if layout is None:
         return
     k = neighbour_count("Neighbours to mark", index.count - 1, key="map_k", cap=30)
-    trust = _image_map_trust(index)
+    trust = map_trust_or_progress(index, _map_perplexity(index), 0, "image_map")
     selected = st.session_state.get("map_selected")
     neighbours = None
     if valid_image_id(selected, index.count):
@@ -332,22 +332,26 @@ def _map_perplexity(index) -> float:
     return min(30.0, max_perplexity(index.count))  # small collections need a lower one
 
 
-def _image_map_trust(index):
-    """With the switch on: the saved share of neighbours each image kept on the map (``MapTrust``),
-    or None after showing the background job computing it (the map shows class colours meanwhile)."""
-    on, k = trust_controls("image_map", index.count)
+def map_trust_or_progress(index, perplexity: float, seed: int, key: str, noun: str = "images"):
+    """With the map's switch (widget ``key``) on: the saved share of neighbours each of ``index``'s
+    items kept on its map (``MapTrust``), or None after showing the background job computing it
+    (the map keeps its class colours meanwhile). Image and document maps both use it."""
+    on, k = trust_controls(key, index.count)
     if not on:
         return None
     try:
-        found = trust_or_job(index, "tsne", _map_perplexity(index), 0, k)
+        found = trust_or_job(index, "tsne", perplexity, seed, k, noun=noun)
     except EmbeddingsError as exc:
         show_problem(f"The neighbourhoods could not be scored: {exc}")
         return None
     if isinstance(found, Job):
         if found.stopped:
-            show_job_failure("Scoring the map's neighbourhoods", found, key="retry_trust")
+            show_job_failure("Scoring the map's neighbourhoods", found, key=f"retry_trust:{key}")
         else:
-            wait_for_job(found, "Each image's neighbours are compared once per k and saved beside the map.")
+            wait_for_job(
+                found,
+                f"Each {noun.removesuffix('s')}'s neighbours are compared once per k and saved beside the map.",
+            )
         return None
     return found
 
