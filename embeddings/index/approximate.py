@@ -3,8 +3,6 @@ on disk (and recorded in the manifest), and its recall against exact search."""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from ..core.files import write_json_atomic
@@ -16,8 +14,8 @@ from .store import (
     ImageIndex,
     build_lock,
     file_entry,
+    replace_faiss_index,
     require_faiss,
-    write_faiss_index,
 )
 
 
@@ -31,12 +29,7 @@ def ensure_approximate(index: ImageIndex) -> ImageIndex:
         hnsw = faiss.IndexHNSWFlat(index.dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         hnsw.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         hnsw.add(np.ascontiguousarray(index.embeddings))
-        tmp = index.path / f".index-hnsw.{os.getpid()}.tmp"
-        try:
-            write_faiss_index(hnsw, tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        replace_faiss_index(hnsw, path)
         manifest = dict(index.manifest)
         manifest["files"] = dict(manifest["files"], **{"index-hnsw.faiss": file_entry(path)})
         manifest["hnsw"] = {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION, "efSearch": HNSW_EF_SEARCH}

@@ -5,8 +5,6 @@ and the app) memory-maps the vectors and searches IVF-PQ with exact re-ranking f
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from ..core.files import load_npy, write_json_atomic
@@ -21,7 +19,7 @@ from .ivfpq import (
     parse_spec,
     train_ivfpq,
 )
-from .store import MANIFEST, ImageIndex, build_lock, file_entry, write_faiss_index
+from .store import MANIFEST, ImageIndex, build_lock, file_entry, replace_faiss_index
 
 IVFPQ_FILE = "index-ivfpq.faiss"
 RECALL_QUERIES = 1000
@@ -79,12 +77,7 @@ def ensure_ivfpq(
             params = dict(old, nprobe=int(nprobe), rerank=int(rerank))
         else:
             ivf, size = train_ivfpq(index.embeddings, spec, seed=seed)
-            tmp = index.path / f".index-ivfpq.{os.getpid()}.tmp"
-            try:
-                write_faiss_index(ivf, tmp)
-                os.replace(tmp, path)
-            finally:
-                tmp.unlink(missing_ok=True)
+            replace_faiss_index(ivf, path)
             manifest["files"] = dict(manifest["files"], **{IVFPQ_FILE: file_entry(path)})
             params = {"spec": spec, "nlist": nlist, "m": m, "nbits": nbits, "train_size": size, "seed": seed}
             params.update(nprobe=int(nprobe), rerank=int(rerank))

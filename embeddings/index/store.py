@@ -211,6 +211,17 @@ def write_faiss_index(faiss_index, path: Path) -> None:
         raise
 
 
+def replace_faiss_index(faiss_index, path: Path) -> None:
+    """Write ``faiss_index`` to ``path`` through a temporary file beside it, then ``os.replace``:
+    an index added to a built folder (HNSW, IVF-PQ) is never seen half-written."""
+    tmp = path.parent / f".{path.stem}.{os.getpid()}.tmp"
+    try:
+        write_faiss_index(faiss_index, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _read_manifest(folder: Path) -> dict:
     path = folder / MANIFEST
     if not os.path.lexists(path):
