@@ -67,6 +67,7 @@ class ThroughputReport:
     modes: dict[str, tuple[float, float]]  # precision -> (images/s, agreement@10 with the baseline)
     default: str
     preprocess_ips: float | None = None  # preprocessing alone (the same for every mode)
+    skipped: dict[str, str] | None = None  # precision -> why it was not measured
 
     @property
     def speedup(self) -> float:
@@ -84,6 +85,8 @@ class ThroughputReport:
                 f"{self.model_id}: {mode} {ips:.1f} images/s ({ips / self.baseline_ips:.2f}x), "
                 f"agreement@10 with fp32 {agreement:.4f}"
             )
+        for mode, why in (self.skipped or {}).items():
+            out.append(f"{self.model_id}: {mode} not measured: {why}")
         out.append(f"speedup={self.speedup:.2f} agreement@10={self.modes[self.default][1]:.4f}")
         return out
 
@@ -133,12 +136,17 @@ def bench_images(
     precision that really ran. Every mode runs on the same preprocessed batches (preprocessing
     is the same for all of them, and an index build overlaps it with the model), so images/s
     is the network's; :attr:`ThroughputReport.preprocess_ips` is preprocessing's own rate. The
-    modes take turns batch by batch (see :func:`_time_interleaved`).
+    modes take turns batch by batch (see :func:`_time_interleaved`). ``bf16`` is left out (and
+    the report says why) on a CPU without native bfloat16, where it is emulated and only slow.
     """
-    from .image.base import DEFAULT_PRECISION
+    from .image.base import BF16_EMULATED, DEFAULT_PRECISION, bf16_supported
     from .registry import get_image_embedder
 
     default = default or DEFAULT_PRECISION
+    skipped = {}
+    if "bf16" in modes and default != "bf16" and not bf16_supported():
+        modes = tuple(m for m in modes if m != "bf16")
+        skipped["bf16"] = BF16_EMULATED
     if default not in modes:
         modes = (*modes, default)
     baseline = get_image_embedder(model_id, data_dir).set_precision("fp32")
@@ -159,4 +167,6 @@ def bench_images(
     timed = _time_interleaved(embedders, batches)
     baseline_ips, exact = timed.pop("fp32")
     results = {mode: (ips, neighbour_agreement(exact, vectors)) for mode, (ips, vectors) in timed.items()}
-    return ThroughputReport(model_id, len(images), baseline_ips, results, ran[default], preprocess_ips)
+    return ThroughputReport(
+        model_id, len(images), baseline_ips, results, ran[default], preprocess_ips, skipped or None
+    )

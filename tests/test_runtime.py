@@ -147,12 +147,13 @@ def test_lite0_random_weights_onnx_agrees_with_fp32(data_dir):
     assert (np.sum(vectors * fp32, axis=1) > 0.9999).all()
 
 
-def test_bench_images_reports_every_mode_and_the_default_last(data_dir, add_model):
+def test_bench_images_reports_every_mode_and_the_default_last(data_dir, add_model, monkeypatch):
     import re
 
     from embeddings.bench import bench_images
     from embeddings.registry import IMAGE
 
+    monkeypatch.setattr("embeddings.image.base.bf16_supported", lambda: True)
     add_model("tiny-conv", TinyConvEmbedder, kind=IMAGE)
     report = bench_images("tiny-conv", list(_images(24)), batch_size=8, data_dir=data_dir)
     lines = report.lines()
@@ -167,12 +168,45 @@ def test_bench_images_reports_every_mode_and_the_default_last(data_dir, add_mode
     assert len(_exports(data_dir)) == 1  # exported into the data folder it was given
 
 
-def test_bench_images_reports_a_fallback_under_what_ran(data_dir):
+def test_bench_images_reports_a_fallback_under_what_ran(data_dir, monkeypatch):
     from embeddings.bench import bench_images
 
+    monkeypatch.setattr("embeddings.image.base.bf16_supported", lambda: True)
     report = bench_images("pixels", list(_images(24)), batch_size=8)
     assert report.default == "fast" and list(report.modes) == ["fast", "bf16"]
     assert report.lines()[-1].startswith("speedup=")
+
+
+def test_bench_images_leaves_out_emulated_bf16_and_says_why(data_dir, monkeypatch):
+    from embeddings.bench import bench_images
+
+    monkeypatch.setattr("embeddings.image.base.bf16_supported", lambda: False)
+    report = bench_images("pixels", list(_images(24)), batch_size=8)
+    lines = report.lines()
+    assert list(report.modes) == ["fast"]
+    assert lines[-2].startswith("pixels: bf16 not measured: this CPU has no native bfloat16")
+    assert lines[-1].startswith("speedup=")
+
+
+def test_bf16_on_a_cpu_without_it_warns(monkeypatch, caplog):
+    monkeypatch.setattr("embeddings.image.base.bf16_supported", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="embeddings.image.base"):
+        emb = PixelImageEmbedder().set_precision("bf16")
+    assert emb.precision == "bf16" and "emulated" in emb.precision_note
+    assert "emulated" in caplog.text
+    monkeypatch.setattr("embeddings.image.base.bf16_supported", lambda: True)
+    assert PixelImageEmbedder().set_precision("bf16").precision_note == ""
+    assert emb.set_precision("onnx").precision_note == ""
+
+
+def test_the_cli_warns_before_building_with_emulated_bf16(data_dir, monkeypatch, capsys):
+    from embeddings import cli
+
+    monkeypatch.setattr("embeddings.image.base.bf16_supported", lambda: False)
+    argv = ["--data-dir", str(data_dir), "build-index", "--data", "sample", "--model", "pixels"]
+    assert cli.main([*argv, "--precision", "bf16"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: this CPU has no native bfloat16" in err and "use onnx" in err
 
 
 def test_lazy_onnx_exports_on_the_first_embed_not_before(data_dir, count_exports):

@@ -101,6 +101,8 @@ def _image_embedder(model_id: str | None, data_dir, precision: str | None = None
     fallback = getattr(embedder, "runtime_fallback", "")
     note = f" (asked for {precision}: {fallback})" if fallback else ""
     _say(f"image model: {model_id}, {embedder.precision} inference{note}")
+    if getattr(embedder, "precision_note", ""):
+        _say(f"warning: {embedder.precision_note}")
     return embedder
 
 
@@ -354,7 +356,7 @@ def cmd_bench_images(args) -> int:
     model_id = _image_model_id(args.model, args.data_dir)
     _say(
         f"embedding the same {args.n} images with {model_id}: fp32 eager, then fast (frozen graph), "
-        "onnx (ONNX Runtime, the default) and bf16"
+        "onnx (ONNX Runtime, the default) and bf16 (where this CPU has native bfloat16)"
     )
     report = bench_images(model_id, images, batch_size=args.batch_size, data_dir=args.data_dir)
     for line in report.lines():
