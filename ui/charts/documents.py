@@ -7,6 +7,7 @@ import pandas  # noqa: F401  (see ui/charts/image.py: plotly's pandas check race
 import plotly.graph_objects as go
 
 from embeddings.core.trust import MapTrust
+from ui.charts.labels import escape_label
 from ui.charts.maps import add_point_traces
 from ui.charts.trust import kept_line, share_marker
 
@@ -35,7 +36,7 @@ def document_map_figure(
         "documents",
         {"size": 5, "opacity": 0.7},
         lambda members, name: {
-            "text": [titles[i] for i in members],
+            "text": [escape_label(titles[i]) for i in members],
             "hovertemplate": f"%{{text}}<br>{name}<extra></extra>",
         },
         trust,
@@ -49,7 +50,7 @@ def document_map_figure(
                 mode="markers",
                 name="top hits",
                 marker={"size": 13, "color": "rgba(0,0,0,0)", "line": {"width": 2, "color": "black"}},
-                text=[f"#{rank} {titles[i]}" for rank, i in enumerate(hits, 1)],
+                text=[f"#{rank} {escape_label(titles[i])}" for rank, i in enumerate(hits, 1)],
                 hovertemplate="%{text}<extra></extra>",
             )
         )
@@ -66,7 +67,7 @@ def document_map_figure(
                     "color": "gold",
                     "line": {"width": 1.5, "color": "black"},
                 },
-                text=[query],
+                text=[escape_label(query)],
                 hovertemplate="query: %{text}<extra></extra>",
             )
         )
@@ -83,7 +84,7 @@ def document_map_figure(
 
 def _share_trace(layout, labels, classes, titles, trust: MapTrust) -> go.Scattergl:
     """Every document in one WebGL trace coloured by its share kept; customdata is [title, kept, group]."""
-    names = [""] * len(layout) if labels is None else [classes[int(c)] for c in labels]
+    names = [""] * len(layout) if labels is None else [escape_label(classes[int(c)]) for c in labels]
     return go.Scattergl(
         x=layout[:, 0],
         y=layout[:, 1],
@@ -91,6 +92,6 @@ def _share_trace(layout, labels, classes, titles, trust: MapTrust) -> go.Scatter
         name="share kept",
         showlegend=False,
         marker=share_marker(trust.shares, trust.k, 5, 0.8),
-        customdata=[[t, int(c), g] for t, c, g in zip(titles, trust.kept, names, strict=True)],
+        customdata=[[escape_label(t), int(c), g] for t, c, g in zip(titles, trust.kept, names, strict=True)],
         hovertemplate=f"%{{customdata[0]}}<br>%{{customdata[2]}}<br>{kept_line(trust.k)}<extra></extra>",
     )

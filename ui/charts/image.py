@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 
 from embeddings.core.trust import MapTrust
 from embeddings.image.display import mosaic
+from ui.charts.labels import escape_label
 from ui.charts.maps import add_point_traces
 from ui.charts.trust import kept_line, share_marker
 
@@ -257,7 +258,7 @@ def image_map_figure(
 def _share_trace(layout: np.ndarray, labels: np.ndarray | None, classes: list[str], trust: MapTrust):
     """Every image in one WebGL trace coloured by its share kept; customdata is [id, kept, class]."""
     names = ["image"] * len(layout) if labels is None else [classes[int(c)] for c in labels]
-    names = [str(n).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") for n in names]
+    names = [escape_label(n) for n in names]
     return go.Scattergl(
         x=layout[:, 0],
         y=layout[:, 1],

@@ -10,6 +10,7 @@ import pandas  # noqa: F401  (see ui/charts/image.py: plotly's pandas check race
 import plotly.graph_objects as go
 
 from embeddings.core.trust import MapTrust
+from ui.charts.labels import escape_label
 
 
 def add_point_traces(
@@ -24,8 +25,9 @@ def add_point_traces(
     share_trace: Callable[[], go.Scattergl] | None = None,
 ) -> None:
     """Add the map's points to ``fig``: a trace per class (one named ``noun`` when unlabelled),
-    ``marker`` plus the class colour, ``hover(members, name)`` giving each trace's hover fields;
-    with ``trust``, only ``share_trace()`` (raises ValueError when trust is for another map)."""
+        ``marker`` plus the class colour, ``hover(members, name)`` giving each trace's hover fields
+    (``name`` is the class name escaped for plotly, see :mod:`ui.charts.labels`);
+        with ``trust``, only ``share_trace()`` (raises ValueError when trust is for another map)."""
     if trust is not None:
         if trust.n != len(layout):
             raise ValueError(f"{trust.n} neighbourhood shares for {len(layout)} {noun}")
@@ -37,7 +39,7 @@ def add_point_traces(
     ids = np.arange(len(layout))
     groups = [(None, ids)] if labels is None else [(c, ids[labels == c]) for c in range(len(classes))]
     for c, members in groups:
-        name = noun if c is None else classes[c]
+        name = noun if c is None else escape_label(classes[c])
         fig.add_trace(
             go.Scattergl(
                 x=layout[members, 0],

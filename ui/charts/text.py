@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 
 from embeddings.core.trust import MapTrust
 from embeddings.text.wordlists import CELL_TEXT_MAX
+from ui.charts.labels import escape_label
 from ui.charts.trust import kept_line, share_marker
 
 # Diverging: blue (opposite) - white (unrelated) - red (similar).
@@ -54,8 +55,8 @@ def similarity_heatmap(
     zmin, zmax = color_range
     trace = go.Heatmap(
         z=sims,
-        x=[_escape(label) for label in labels],
-        y=[_escape(label) for label in labels],
+        x=[escape_label(label) for label in labels],
+        y=[escape_label(label) for label in labels],
         zmin=zmin,
         zmax=zmax,
         zmid=0.0,
@@ -88,7 +89,7 @@ def ranking_bars(labels: list[str], scores: np.ndarray, word: str, color_range=(
     fig = go.Figure(
         go.Bar(
             x=scores,
-            y=[_escape(label) for label in labels],
+            y=[escape_label(label) for label in labels],
             orientation="h",
             marker=dict(
                 color=scores,
@@ -101,7 +102,7 @@ def ranking_bars(labels: list[str], scores: np.ndarray, word: str, color_range=(
             text=[f"{s:.2f}" for s in scores],
             textposition="outside",
             cliponaxis=False,
-            customdata=[_escape(word)] * len(labels),
+            customdata=[escape_label(word)] * len(labels),
             hovertemplate="<b>%{customdata}</b> · <b>%{y}</b><br>cosine similarity %{x:.3f}<extra></extra>",
         )
     )
@@ -109,7 +110,7 @@ def ranking_bars(labels: list[str], scores: np.ndarray, word: str, color_range=(
     high = max(0.0, float(scores.max()) if scores.size else 1.0)
     pad = 0.12 * max(high - low, 0.1)
     fig.update_layout(
-        title=dict(text=f"Similarity to “{_escape(word)}”", x=0, xanchor="left", font=dict(size=16)),
+        title=dict(text=f"Similarity to “{escape_label(word)}”", x=0, xanchor="left", font=dict(size=16)),
         height=int(min(1400, max(260, 110 + 24 * len(labels)))),
         margin=MARGIN,
         font=dict(family=FONT),
@@ -151,9 +152,9 @@ def scatter_map(
         idx = [i for i, g in enumerate(groups) if g == group]
         pts = coords[idx]
         common = dict(
-            name=_escape(group),
-            text=[_escape(labels[i]) for i in idx],
-            customdata=[_escape(group)] * len(idx),
+            name=escape_label(group),
+            text=[escape_label(labels[i]) for i in idx],
+            customdata=[escape_label(group)] * len(idx),
             mode="markers+text" if show_text else "markers",
             hovertemplate="<b>%{text}</b><br>%{customdata}<extra></extra>",
         )
@@ -180,8 +181,8 @@ def _share_trace(coords, labels, groups, trust: MapTrust, three_d: bool, show_te
     size, line = (5, None) if three_d else (11, dict(width=1, color="white"))
     common = dict(
         name="share kept",
-        text=[_escape(label) for label in labels],
-        customdata=[[_escape(g), int(c)] for g, c in zip(groups, trust.kept, strict=True)],
+        text=[escape_label(label) for label in labels],
+        customdata=[[escape_label(g), int(c)] for g, c in zip(groups, trust.kept, strict=True)],
         mode="markers+text" if show_text else "markers",
         hovertemplate=f"<b>%{{text}}</b><br>%{{customdata[0]}}<br>{kept_line(trust.k)}<extra></extra>",
         marker=share_marker(trust.shares, trust.k, size, 0.9, line),
@@ -223,11 +224,11 @@ def agreement_scatter(
         go.Scattergl(
             x=np.asarray(a, dtype=float),
             y=np.asarray(b, dtype=float),
-            text=[_escape(label) for label in pair_labels],
+            text=[escape_label(label) for label in pair_labels],
             mode="markers",
             marker=dict(size=8, opacity=0.75),
             hovertemplate=(
-                f"<b>%{{text}}</b><br>{_escape(name_a)}: %{{x:.3f}}<br>{_escape(name_b)}: %{{y:.3f}}<extra></extra>"
+                f"<b>%{{text}}</b><br>{escape_label(name_a)}: %{{x:.3f}}<br>{escape_label(name_b)}: %{{y:.3f}}<extra></extra>"
             ),
         )
     )
@@ -240,8 +241,3 @@ def agreement_scatter(
     fig.update_xaxes(title_text=f"similarity with {name_a}")
     fig.update_yaxes(title_text=f"similarity with {name_b}")
     return fig
-
-
-def _escape(text: str) -> str:
-    """Escape user text for plotly's HTML-like labels (user text never goes into templates)."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
