@@ -75,6 +75,7 @@ def test_click_an_image_shows_neighbours_with_scores(app_url, page):
     screenshot(page, "images_before_after")
 
 
+@pytest.mark.slow  # a benchmark (20 timed clicks): .ci/run runs it after the default suite
 def test_click_latency(app_url, page):
     """Time from a click on a gallery image to its neighbour grid on screen, over 20 clicks."""
     gallery = open_gallery(page, app_url)
