@@ -27,6 +27,7 @@ echo "## image embedding throughput"
 run $PY -m embeddings bench-images --data "$CIFAR" --split test --model efficientnet_lite0 --n 1000
 run $PY -m embeddings bench-images --data "$CIFAR" --split test --model pixels --n 1000
 run $PY benchmarks/bench_runtimes.py --data "$CIFAR" --n 512   # ONNX Runtime vs OpenVINO (if installed)
+run env EMBEDDINGS_THREADS=1 $PY benchmarks/bench_runtimes.py --data "$CIFAR" --n 512   # the same on one core
 run $PY benchmarks/bench_int8.py --data "$CIFAR" --calibration 256
 run $PY benchmarks/bench_input_size.py --data "$CIFAR" --sizes 96,128,160,192,224
 
@@ -81,6 +82,7 @@ run $PY benchmarks/bench_text_runtime.py --passages 300
 echo "## app cold start and clicks (built index), against a checkout of the release before"
 git worktree add /tmp/base 000afda 2>/dev/null || true
 run $PY benchmarks/bench_app.py --baseline /tmp/base
+run $PY benchmarks/cold_start_timeline.py --runs 3
 run $PY benchmarks/bench_first_use.py
 run $PY benchmarks/bench_rerun.py
 run $PY benchmarks/bench_clicks.py --baseline e10e9f3 --clicks 40
