@@ -5,7 +5,8 @@ import numpy as np
 
 from embeddings.core.trust import map_trust
 from ui.charts.documents import document_map_figure
-from ui.charts.image import image_map_figure
+from ui.charts.image import confusion_figure, image_map_figure, precision_bars
+from ui.charts.knn import vote_figure
 from ui.charts.labels import escape_label
 
 NASTY = '<b>bold</b> & %{x} "q"'
@@ -58,3 +59,15 @@ def test_the_image_map_escapes_class_names():
     for with_trust in (None, trust):
         text = strings(image_map_figure(layout, labels, ["cat", NASTY], trust=with_trust))
         assert "<b>bold" not in text and "%{x}" not in text and SAFE in text
+
+
+def test_class_charts_escape_class_names():
+    classes = ["cat", NASTY]
+    figures = [
+        vote_figure(classes, [3, 2], [0.9, 0.5], k=5),
+        precision_bars({"cat": 0.5, NASTY: 0.25}, k=10),
+        confusion_figure(np.eye(2), classes, k=10),
+    ]
+    for fig in figures:
+        shown = [str(v) for v in fig.data[0].y]
+        assert SAFE in shown and NASTY not in shown, shown

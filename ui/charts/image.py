@@ -136,7 +136,7 @@ def precision_bars(per_class: dict[str, float], k: int, title: str = "") -> go.F
     fig = go.Figure(
         go.Bar(
             x=[v for _, v in items],
-            y=[name for name, _ in items],
+            y=[escape_label(name) for name, _ in items],
             orientation="h",
             text=[f"{v:.2f}" for _, v in items],
             textposition="auto",
@@ -191,8 +191,8 @@ def confusion_figure(confusion: np.ndarray, classes: list[str], k: int) -> go.Fi
     fig = go.Figure(
         go.Heatmap(
             z=confusion,
-            x=classes,
-            y=classes,
+            x=[escape_label(c) for c in classes],
+            y=[escape_label(c) for c in classes],
             colorscale="Blues",
             zmin=0,
             zmax=1,

@@ -6,6 +6,8 @@ import numpy as np
 import pandas  # noqa: F401  (see ui/charts/image.py: plotly's pandas check races another thread's import)
 import plotly.graph_objects as go
 
+from ui.charts.labels import escape_label
+
 PLAIN_COLOUR = "#4f46e5"
 WEIGHTED_COLOUR = "#f59e0b"
 CENTROID_COLOUR = "#6b7280"
@@ -18,7 +20,7 @@ def vote_figure(classes: list[str], counts, weights, k: int) -> go.Figure:
     weights = np.asarray(weights, dtype=float)
     shown = [c for c in np.lexsort((-weights, -counts)) if counts[c] > 0][::-1]  # plotly draws bottom-up
     total = weights.sum()
-    names = [classes[c] for c in shown]
+    names = [escape_label(classes[c]) for c in shown]
     fig = go.Figure()
     fig.add_trace(
         go.Bar(
