@@ -72,6 +72,7 @@ def test_gallery_filter_and_paging(app_env):
     assert not at.exception
 
 
+@pytest.mark.ci_after  # 16 s: a t-SNE map of the 2,000-image sample
 def test_image_map_tab(app_env):
     at = open_ready("pages/tsne.py")
     # open the Images tab the way a click does

@@ -74,6 +74,7 @@ def test_type_a_query_and_see_ranked_documents(docs_url, page):
     assert not hits(page)
 
 
+@pytest.mark.ci_after  # 15 s
 def test_upload_a_csv_and_search_it(docs_url, page, tmp_path):
     page.set_default_timeout(TIMEOUT_MS)
     goto_page(page, docs_url, "documents")

@@ -75,7 +75,7 @@ def test_click_an_image_shows_neighbours_with_scores(app_url, page):
     screenshot(page, "images_before_after")
 
 
-@pytest.mark.slow  # a benchmark (20 timed clicks): .ci/run runs it after the default suite
+@pytest.mark.ci_after  # a benchmark: 20 timed clicks
 def test_click_latency(app_url, page):
     """Time from a click on a gallery image to its neighbour grid on screen, over 20 clicks."""
     gallery = open_gallery(page, app_url)
@@ -97,6 +97,7 @@ def test_click_latency(app_url, page):
     assert p50 < 5.0  # a loose bound against hangs; the measured figure is reported in the README
 
 
+@pytest.mark.ci_after  # 22 s: the class view's k-NN job, then the image map
 def test_category_view_and_image_map(app_url, page):
     open_gallery(page, app_url)
     page.get_by_text("How well are classes separated?").first.click()

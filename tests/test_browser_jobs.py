@@ -43,6 +43,7 @@ def tab(page):
     return page
 
 
+@pytest.mark.ci_after  # 12 s
 def test_unavailable_model_on_home_says_why_and_starts_no_build(browser, tab, data_dir):
     from embeddings.registry import model_status
 
@@ -88,6 +89,7 @@ def make_folder(root: Path, n: int) -> Path:
     return root
 
 
+@pytest.mark.ci_after  # 12 s: 3,000 JPEGs to build from
 def test_cancel_a_build_from_the_page(browser, tab, data_dir, tmp_path):
     folder = make_folder(tmp_path / "generated", FOLDER_IMAGES)
     env = {

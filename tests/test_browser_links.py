@@ -22,6 +22,7 @@ def neighbours_shown(page) -> list[str]:
     return [c for c in neighbour_captions(page) if re.search(r"cos -?[0-9]", c)]
 
 
+@pytest.mark.ci_after  # 21 s: two browser contexts
 def test_a_shared_image_search_link_shows_the_same_neighbours(app_url, page, browser):
     gallery = open_gallery(page, app_url)
     ids = gallery_ids(gallery)

@@ -137,6 +137,7 @@ def test_network_down_explains_within_seconds(app_env, monkeypatch):
     assert elapsed < 15, f"the page took {elapsed:.1f} s to give up"  # was 15-31 s of backoff
 
 
+@pytest.mark.ci_after  # 10 s: 600 words through the mock OpenAI server
 def test_failed_request_caches_only_complete_responses(app_env, monkeypatch):
     words = ", ".join(f"word{i}" for i in range(600))  # two requests: 512 + 88
     with MockOpenAIServer() as server:

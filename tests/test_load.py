@@ -180,7 +180,7 @@ def load_test(sessions: int, rounds: int, limit_s: float) -> None:
     assert statistics.median(everything) < 10  # loose: catches hangs, not a benchmark
 
 
-@pytest.mark.slow  # over a minute: .ci/run runs it after the default suite
+@pytest.mark.ci_after  # over a minute
 @pytest.mark.browser
 def test_ten_concurrent_sessions():
     load_test(sessions=10, rounds=2, limit_s=180)
