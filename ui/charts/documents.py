@@ -84,7 +84,8 @@ def document_map_figure(
 
 def _share_trace(layout, labels, classes, titles, trust: MapTrust) -> go.Scattergl:
     """Every document in one WebGL trace coloured by its share kept; customdata is [title, kept, group]."""
-    names = [""] * len(layout) if labels is None else [escape_label(classes[int(c)]) for c in labels]
+    escaped = [escape_label(c) for c in classes]  # once per group, not once per document
+    names = [""] * len(layout) if labels is None else [escaped[int(c)] for c in labels]
     return go.Scattergl(
         x=layout[:, 0],
         y=layout[:, 1],

@@ -188,11 +188,12 @@ def variant_bars(table: dict[str, list], k: int, labels: dict[str, str] | None =
 
 def confusion_figure(confusion: np.ndarray, classes: list[str], k: int) -> go.Figure:
     """Heatmap: row = query class, column = class of its neighbours (share of neighbours)."""
+    names = [escape_label(c) for c in classes]
     fig = go.Figure(
         go.Heatmap(
             z=confusion,
-            x=[escape_label(c) for c in classes],
-            y=[escape_label(c) for c in classes],
+            x=names,
+            y=names,
             colorscale="Blues",
             zmin=0,
             zmax=1,
@@ -257,8 +258,8 @@ def image_map_figure(
 
 def _share_trace(layout: np.ndarray, labels: np.ndarray | None, classes: list[str], trust: MapTrust):
     """Every image in one WebGL trace coloured by its share kept; customdata is [id, kept, class]."""
-    names = ["image"] * len(layout) if labels is None else [classes[int(c)] for c in labels]
-    names = [escape_label(n) for n in names]
+    escaped = [escape_label(c) for c in classes]  # once per class, not once per image
+    names = ["image"] * len(layout) if labels is None else [escaped[int(c)] for c in labels]
     return go.Scattergl(
         x=layout[:, 0],
         y=layout[:, 1],
